@@ -1,0 +1,79 @@
+"""Parameter counts and FLOPs per module and per head.
+
+FLOPs are multiply-accumulates (MACs) of convolutions and linear layers for one sample,
+counted by forward hooks on a probe pass; normalisation and activations are left out (they are
+a few percent and memory bound). The head share is head MACs / (stage MACs + head MACs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from dglsim.models.decoupled import DecoupledNet, eval_mode
+
+
+@dataclass(frozen=True)
+class ModuleSummary:
+    module: int
+    output_shape: tuple[int, ...]
+    stage_params: int
+    head_params: int
+    stage_macs: int
+    head_macs: int
+
+    @property
+    def head_share(self) -> float:
+        return self.head_macs / (self.stage_macs + self.head_macs)
+
+
+def _count_macs(module: nn.Module, x: torch.Tensor) -> tuple[int, torch.Tensor]:
+    total = 0
+
+    def hook(layer: nn.Module, inputs, output) -> None:
+        nonlocal total
+        if isinstance(layer, nn.Conv2d):
+            total += output[0].numel() * (layer.in_channels // layer.groups) * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, nn.Linear):
+            total += layer.in_features * layer.out_features
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        out = module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return total, out
+
+
+def _params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def summarize(net: DecoupledNet) -> list[ModuleSummary]:
+    rows = []
+    with eval_mode(net), torch.no_grad():
+        param = next(net.parameters())
+        x = torch.zeros((1, *net.input_shape), device=param.device, dtype=param.dtype)
+        for j, (stage, head) in enumerate(zip(net.stages, net.heads)):
+            stage_macs, x = _count_macs(stage, x)
+            head_macs, _ = _count_macs(head, x)
+            rows.append(ModuleSummary(j, tuple(x.shape[1:]), _params(stage), _params(head), stage_macs, head_macs))
+    return rows
+
+
+def format_summary(rows: list[ModuleSummary]) -> str:
+    """A fixed-width table, one line per module, plus totals."""
+    lines = [f"{'module':>6} {'output':>14} {'params':>10} {'head params':>11} {'MMACs':>9} {'head MMACs':>10} {'head share':>10}"]
+    for r in rows:
+        lines.append(
+            f"{r.module:>6} {'x'.join(map(str, r.output_shape)):>14} {r.stage_params:>10,} {r.head_params:>11,} "
+            f"{r.stage_macs / 1e6:>9.2f} {r.head_macs / 1e6:>10.2f} {r.head_share:>10.1%}"
+        )
+    lines.append(
+        f"{'total':>6} {'':>14} {sum(r.stage_params for r in rows):>10,} {sum(r.head_params for r in rows):>11,} "
+        f"{sum(r.stage_macs for r in rows) / 1e6:>9.2f} {sum(r.head_macs for r in rows) / 1e6:>10.2f}"
+    )
+    return "\n".join(lines)

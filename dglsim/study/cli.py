@@ -1,0 +1,52 @@
+"""python -m dglsim.study list | NAME [--profile P] [--set key=value ...] [--seeds N] [--jobs N] [--out DIR]"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from dglsim.errors import DataError, InvalidArgument
+from dglsim.study.config import PROFILES, list_studies, load_study, parse_assignment, studies_dir
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dglsim.study", description="Run a dglsim study (studies/NAME.toml) or list them.")
+    p.add_argument("name", help="a study name, or 'list'")
+    p.add_argument("--profile", default="default", choices=PROFILES, help="smoke: seconds (CI); default: minutes on 2 CPU cores; paper: the paper's settings, for a GPU")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key (TOML value); repeatable")
+    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the study's)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (threads are shared out among them)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default results/NAME/PROFILE)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    warnings.showwarning = _one_line_warning
+    if args.name == "list":
+        for name in list_studies():
+            print(f"{name:20s} {load_study(name).description}")
+        print(f"(from {studies_dir()})", file=sys.stderr)
+        return 0
+    from dglsim.study.runner import run_study  # imports torch: not needed for 'list'
+
+    try:
+        spec = load_study(args.name)
+        overrides = dict(parse_assignment(a) for a in args.overrides)
+        outcome = run_study(spec, profile=args.profile, overrides=overrides, seeds=args.seeds, jobs=args.jobs, out=args.out, show_progress=not args.no_progress)
+    except (InvalidArgument, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    print(f"{len(outcome.executed)} runs executed; wrote:")
+    for path in outcome.outputs:
+        print(f"  {path}")
+    return 0

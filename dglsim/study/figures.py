@@ -1,0 +1,77 @@
+"""Figures and tables, pure functions of tidy results (the only plotting code in dglsim)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; never open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+
+def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
+    """Write `stem`.pdf and `stem`.png; returns the paths."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".pdf"), stem.with_suffix(".png")]
+    for path in paths:
+        fig.savefig(path, bbox_inches="tight", dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def per_module_curves(df: pd.DataFrame, *, metric: str, hue: str, caption: str) -> plt.Figure:
+    """`metric` against epoch, one panel per module, one line per `hue` value; the band is the
+    95% bootstrap confidence interval over seeds."""
+    data = df[df["metric"] == metric]
+    modules = sorted(data["module"].unique())
+    cols = min(3, len(modules))
+    rows = -(-len(modules) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False, sharey=True)
+    order = sorted(data[hue].unique())
+    for ax, module in zip(axes.flat, modules):
+        sns.lineplot(data=data[data["module"] == module], x="epoch", y="value", hue=hue, hue_order=order,
+                     errorbar=("ci", 95), n_boot=1000, seed=0, marker="o", ax=ax)
+        ax.set_title(f"module {module}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(metric.replace("_", " "))
+        if ax is not axes.flat[0] and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    for ax in list(axes.flat)[len(modules):]:
+        ax.set_visible(False)
+    fig.suptitle(caption, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def final_table(df: pd.DataFrame, *, metric: str, by: list[str]) -> pd.DataFrame:
+    """Mean, standard deviation and count over seeds of `metric` at each run's last epoch."""
+    data = df[df["metric"] == metric]
+    last = data[data["epoch"] == data.groupby("key")["epoch"].transform("max")]
+    return last.groupby(by)["value"].agg(["mean", "std", "count"]).reset_index()
+
+
+def latex_table(table: pd.DataFrame, *, row: str, col: str, caption: str, label: str, scale: float = 100.0) -> str:
+    """A booktabs table of 'mean ± std' cells (values times `scale`), rows `row`, columns `col`."""
+    cols = sorted(table[col].unique())
+    lines = [
+        "\\begin{table}[t]", "\\centering", f"\\caption{{{caption}}}", f"\\label{{{label}}}",
+        "\\begin{tabular}{l" + "c" * len(cols) + "}", "\\toprule",
+        f"{row} & " + " & ".join(f"{col} {c}" for c in cols) + " \\\\", "\\midrule",
+    ]
+    for r in sorted(table[row].unique()):
+        cells = []
+        for c in cols:
+            hit = table[(table[row] == r) & (table[col] == c)]
+            if hit.empty:
+                cells.append("--")
+            else:
+                mean, std = hit["mean"].iloc[0] * scale, hit["std"].iloc[0] * scale
+                cells.append(f"{mean:.1f}" + ("" if pd.isna(std) else f" $\\pm$ {std:.1f}"))
+        lines.append(f"{r} & " + " & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"

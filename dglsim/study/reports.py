@@ -1,0 +1,37 @@
+"""What each study writes from its tidy results: figures (PDF and PNG), a LaTeX table, a CSV.
+
+A report is a function (results, outdir, caption) -> list of written paths. Studies without a
+report of their own get the generic one (per-module learning curves by method).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from dglsim.study.figures import final_table, latex_table, per_module_curves, save_figure
+
+Report = Callable[[pd.DataFrame, Path, str], list[Path]]
+
+
+def learning_curves_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
+    """Per-module test accuracy over epochs by method, with 95% CIs over seeds; final accuracy table."""
+    written = save_figure(per_module_curves(results, metric="test_accuracy", hue="method", caption=caption), out / "figures" / "test_accuracy")
+    if (results["metric"] == "ensemble_accuracy").any():
+        written += save_figure(per_module_curves(results, metric="ensemble_accuracy", hue="method", caption=caption + " (ensemble of heads 0..j)"), out / "figures" / "ensemble_accuracy")
+    table = final_table(results, metric="test_accuracy", by=["method", "module"])
+    table.to_csv(out / "final_accuracy.csv", index=False)
+    tex = out / "final_accuracy.tex"
+    tex.write_text(latex_table(table, row="method", col="module", caption="Final test accuracy (\\%), mean $\\pm$ std over seeds. " + caption, label="tab:final-accuracy"))
+    return written + [out / "final_accuracy.csv", tex]
+
+
+REPORTS: dict[str, Report] = {"sync_baselines": learning_curves_report}
+
+
+def write_report(study: str, results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "results.csv", index=False)
+    return [out / "results.csv"] + REPORTS.get(study, learning_curves_report)(results, out, caption)

@@ -1,0 +1,119 @@
+"""Run a study: expand and validate every run, skip those already stored, run the rest with
+progress, store each as it finishes, then write the report."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm import tqdm
+
+from dglsim.study.config import RunConfig, StudySpec
+from dglsim.study.execute import execute_run
+from dglsim.study.reports import write_report
+from dglsim.study.store import ResultsStore
+
+__all__ = ["StudyOutcome", "run_study", "caption_for"]
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    runs: list[RunConfig]
+    executed: list[str]  # keys run by this call (the others were already stored)
+    outputs: list[Path]
+    store: ResultsStore
+
+
+def caption_for(spec: StudySpec, profile: str, runs: list[RunConfig]) -> str:
+    first = runs[0]
+    per_class = "all" if first.train_per_class is None else first.train_per_class
+    seeds = len({r.seed for r in runs})
+    return (f"{spec.name}, profile {profile}: {first.arch} (K={first.k}, width {first.width or 'default'}, head {first.head}), "
+            f"{first.dataset} {per_class} train images per class, {first.epochs} epochs, {seeds} seed(s)")
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _execute(cfg: RunConfig) -> dict:
+    return execute_run(cfg)
+
+
+def _store(store: ResultsStore, spec: StudySpec, profile: str, cfg: RunConfig, result: dict) -> None:
+    prov = result["provenance"] | {"modules": result["modules"]}
+    store.put(cfg.key(), study=spec.name, profile=profile, config=cfg.as_dict(), provenance=prov, rows=result["rows"], wall_s=result["wall_s"])
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    profile: str = "default",
+    overrides: dict[str, Any] | None = None,
+    seeds: int | None = None,
+    jobs: int = 1,
+    out: Path | None = None,
+    on_run_stored: Callable[[RunConfig], None] | None = None,
+    show_progress: bool = True,
+) -> StudyOutcome:
+    """Run every run of `spec` under `profile` not yet in the store at `out`/results.sqlite.
+
+    Every run is validated before the first starts. on_run_stored(cfg) is called after each
+    run is committed (tests use it to interrupt a study).
+    """
+    runs = spec.runs(profile, overrides or {}, seeds)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        from dglsim.errors import InvalidArgument
+
+        raise InvalidArgument(f"'--jobs' must be an int >= 1, got {jobs!r}")
+    out = Path(out) if out is not None else Path("results") / spec.name / profile
+    store = ResultsStore(out / "results.sqlite")
+    done = store.done_keys()
+    pending = [r for r in runs if r.key() not in done]
+    print(f"{spec.name} [{profile}]: {len(runs)} runs, {len(runs) - len(pending)} already stored in {store.path}, {len(pending)} to run", file=sys.stderr)
+    executed: list[str] = []
+    bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="runs", unit="run", disable=not show_progress, file=sys.stderr)
+    try:
+        if jobs == 1 or len(pending) <= 1:
+            for cfg in pending:
+                label = f"{cfg.method} seed {cfg.seed}"
+                with tqdm(desc=label, unit="step", leave=False, disable=not show_progress, file=sys.stderr) as steps:
+                    def on_steps(n: int, total: int, steps=steps) -> None:
+                        steps.total = total
+                        steps.update(n - steps.n)
+                    result = execute_run(cfg, on_steps=on_steps)
+                _store(store, spec, profile, cfg, result)
+                executed.append(cfg.key())
+                bar.update(1)
+                if on_run_stored is not None:
+                    on_run_stored(cfg)
+        else:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+                futures = {pool.submit(_execute, cfg): cfg for cfg in pending}
+                remaining = set(futures)
+                while remaining:
+                    finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        cfg = futures[fut]
+                        _store(store, spec, profile, cfg, fut.result())
+                        executed.append(cfg.key())
+                        bar.update(1)
+                        if on_run_stored is not None:
+                            on_run_stored(cfg)
+    except KeyboardInterrupt:
+        bar.close()
+        stored = len(runs) - len(pending) + len(executed)
+        print(f"\ninterrupted: {stored} of {len(runs)} runs are stored in {store.path}; rerun the same command to resume", file=sys.stderr)
+        raise
+    bar.close()
+    results = store.results([r.key() for r in runs])
+    outputs = write_report(spec.name, results, out, caption_for(spec, profile, runs))
+    return StudyOutcome(runs, executed, outputs, store)

@@ -1,0 +1,81 @@
+"""The results store: an embedded SQLite database keyed by each run's full config.
+
+A run is written in one transaction when it finishes, so an interrupted study loses only the
+run in progress and a rerun of the same command skips every run already stored.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    key         TEXT PRIMARY KEY,  -- RunConfig.key(): digest of the full config
+    study       TEXT NOT NULL,
+    profile     TEXT NOT NULL,
+    config      TEXT NOT NULL,     -- JSON, as given
+    provenance  TEXT NOT NULL,     -- JSON: versions, git revision, device, allocator, ...
+    rows        TEXT NOT NULL,     -- JSON list of tidy rows {epoch, module, metric, value}
+    wall_s      REAL NOT NULL,
+    finished_at REAL NOT NULL      -- unix time
+)
+"""
+
+
+class ResultsStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=60)
+
+    def done_keys(self) -> set[str]:
+        with self._connect() as db:
+            return {k for (k,) in db.execute("SELECT key FROM runs")}
+
+    def put(self, key: str, *, study: str, profile: str, config: dict, provenance: dict, rows: list[dict], wall_s: float) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, study, profile, json.dumps(config, sort_keys=True), json.dumps(provenance, sort_keys=True), json.dumps(rows), wall_s, time.time()),
+            )
+
+    def runs(self, study: str | None = None) -> pd.DataFrame:
+        """One row per stored run: key, study, profile, wall_s, finished_at and the config's fields."""
+        query, args = "SELECT key, study, profile, config, wall_s, finished_at FROM runs", ()
+        if study is not None:
+            query, args = query + " WHERE study = ?", (study,)
+        with self._connect() as db:
+            records = [
+                {"key": k, "study": s, "profile": p, "wall_s": w, "finished_at": f, **json.loads(c)}
+                for k, s, p, c, w, f in db.execute(query, args)
+            ]
+        return pd.DataFrame.from_records(records)
+
+    def results(self, keys: list[str] | None = None) -> pd.DataFrame:
+        """Tidy results: one observation per row, each with its run's config columns."""
+        with self._connect() as db:
+            stored = list(db.execute("SELECT key, config, rows FROM runs"))
+        wanted = None if keys is None else set(keys)
+        records: list[dict[str, Any]] = []
+        for key, config, rows in stored:
+            if wanted is not None and key not in wanted:
+                continue
+            cfg = json.loads(config)
+            records += [{"key": key, **cfg, **row} for row in json.loads(rows)]
+        return pd.DataFrame.from_records(records)
+
+    def provenance(self, key: str) -> dict:
+        with self._connect() as db:
+            (prov,) = db.execute("SELECT provenance FROM runs WHERE key = ?", (key,)).fetchone()
+        return json.loads(prov)

@@ -1,0 +1,35 @@
+"""Test accuracy of every module's head, and the authors' ensemble of heads."""
+
+from __future__ import annotations
+
+import torch
+
+from dglsim.data.loader import BatchLoader
+from dglsim.models.decoupled import DecoupledNet, eval_mode
+
+
+@torch.no_grad()
+def evaluate(net: DecoupledNet, loader: BatchLoader, *, modules: list[int] | None = None) -> dict[str, list[float]]:
+    """{"accuracy": [acc of head j], "ensemble": [acc of the ensemble of heads 0..j]} for j in `modules`
+    (all by default).
+
+    The ensemble weights head i's softmax output by 2^i (the authors' choice: deeper heads are
+    better and dominate, shallower ones break ties).
+    """
+    modules = list(range(net.k)) if modules is None else modules
+    correct = torch.zeros(net.k, dtype=torch.long)
+    ens_correct = torch.zeros(net.k, dtype=torch.long)
+    total = 0
+    with eval_mode(net):
+        for x, y in loader.epoch(0):
+            probs_sum = None
+            for j, logits in enumerate(net.all_logits(x)):
+                correct[j] += (logits.argmax(1) == y).sum().cpu()
+                weighted = logits.softmax(1) * 2.0**j
+                probs_sum = weighted if probs_sum is None else probs_sum + weighted
+                ens_correct[j] += (probs_sum.argmax(1) == y).sum().cpu()
+            total += len(y)
+    return {
+        "accuracy": [correct[j].item() / total for j in modules],
+        "ensemble": [ens_correct[j].item() / total for j in modules],
+    }

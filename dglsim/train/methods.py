@@ -1,0 +1,134 @@
+"""The three training methods compared in the paper, on one decoupled network.
+
+- "dgl":      synchronous DGL; every module trains on every mini-batch with its local loss.
+- "greedy":   sequential greedy; module j trains for all epochs on the outputs of modules
+              0..j-1, which are frozen and in eval mode (Belilovsky et al. 2019).
+- "backprop": end-to-end backprop through all modules and the last head.
+
+Each returns tidy rows {epoch, module, metric, value}: per-module test accuracy and the
+ensemble accuracy after every `eval_every` epochs, and the mean training loss of each epoch.
+For "greedy", `epoch` counts module j's own epochs; for "backprop" only the last module's
+head is trained, so only it is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import torch
+
+from dglsim.constraints import Constraint, int_at_least, validate_fields
+from dglsim.data.loader import BatchLoader
+from dglsim.models.decoupled import DecoupledNet
+from dglsim.train.evaluate import evaluate
+from dglsim.train.optim import OptimConfig, set_lr
+from dglsim.train.steps import backprop_step, dgl_step, local_step
+
+__all__ = ["TrainConfig", "METHODS", "train", "total_steps"]
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 128
+    eval_every: int = 1  # epochs between evaluations; the last epoch is always evaluated
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
+        "epochs": int_at_least(1),
+        "batch_size": int_at_least(1),
+        "eval_every": int_at_least(1),
+    }
+
+    def __post_init__(self) -> None:
+        validate_fields(self, self.CONSTRAINTS)
+
+    def evaluates_after(self, epoch: int) -> bool:
+        return (epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs
+
+
+def _rows(epoch: int, modules: list[int], metric: str, values: list[float]) -> list[dict]:
+    return [{"epoch": epoch + 1, "module": j, "metric": metric, "value": float(v)} for j, v in zip(modules, values)]
+
+
+def _eval_rows(net: DecoupledNet, test: BatchLoader, epoch: int, modules: list[int]) -> list[dict]:
+    scores = evaluate(net, test, modules=modules)
+    return _rows(epoch, modules, "test_accuracy", scores["accuracy"]) + _rows(epoch, modules, "ensemble_accuracy", scores["ensemble"])
+
+
+def train_dgl(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cfg: TrainConfig, progress: Progress) -> list[dict]:
+    optimizers = [cfg.optim.make(net.module_parameters(j)) for j in range(net.k)]
+    rows: list[dict] = []
+    for epoch in range(cfg.epochs):
+        for opt in optimizers:
+            set_lr(opt, cfg.optim.lr_at(epoch))
+        net.train()
+        loss_sum = torch.zeros(net.k)
+        for x, y in train.epoch(epoch):
+            loss_sum += torch.stack(dgl_step(net, optimizers, x, y)).cpu()
+            progress(1)
+        rows += _rows(epoch, list(range(net.k)), "train_loss", (loss_sum / len(train)).tolist())
+        if cfg.evaluates_after(epoch):
+            rows += _eval_rows(net, test, epoch, list(range(net.k)))
+    return rows
+
+
+def train_greedy(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cfg: TrainConfig, progress: Progress) -> list[dict]:
+    rows: list[dict] = []
+    for j in range(net.k):
+        optimizer = cfg.optim.make(net.module_parameters(j))
+        for i in range(j):  # frozen prefix: eval-mode BN, no gradients
+            net.stages[i].eval().requires_grad_(False)
+        for epoch in range(cfg.epochs):
+            set_lr(optimizer, cfg.optim.lr_at(epoch))
+            net.stages[j].train()
+            net.heads[j].train()
+            loss_sum = torch.zeros(())
+            for x, y in train.epoch(epoch):
+                with torch.no_grad():
+                    for i in range(j):
+                        x = net.stages[i](x)
+                _, loss = local_step(net.stages[j], net.heads[j], optimizer, x, y)
+                loss_sum += loss.cpu()
+                progress(1)
+            rows += _rows(epoch, [j], "train_loss", [loss_sum.item() / len(train)])
+            if cfg.evaluates_after(epoch):
+                rows += _eval_rows(net, test, epoch, [j])
+    net.requires_grad_(True)
+    return rows
+
+
+def train_backprop(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cfg: TrainConfig, progress: Progress) -> list[dict]:
+    # The heads of modules 0..K-2 are not part of the end-to-end network: not trained, not reported.
+    params = [p for stage in net.stages for p in stage.parameters()] + list(net.heads[-1].parameters())
+    optimizer = cfg.optim.make(params)
+    last = net.k - 1
+    rows: list[dict] = []
+    for epoch in range(cfg.epochs):
+        set_lr(optimizer, cfg.optim.lr_at(epoch))
+        net.train()
+        loss_sum = torch.zeros(())
+        for x, y in train.epoch(epoch):
+            loss_sum += backprop_step(net, optimizer, x, y).cpu()
+            progress(1)
+        rows += _rows(epoch, [last], "train_loss", [loss_sum.item() / len(train)])
+        if cfg.evaluates_after(epoch):
+            scores = evaluate(net, test, modules=[last])
+            rows += _rows(epoch, [last], "test_accuracy", scores["accuracy"])
+    return rows
+
+
+METHODS: dict[str, Callable[..., list[dict]]] = {"dgl": train_dgl, "greedy": train_greedy, "backprop": train_backprop}
+
+
+def total_steps(method: str, k: int, steps_per_epoch: int, cfg: TrainConfig) -> int:
+    """Number of updates `train` will report through `progress` (greedy trains K modules in turn)."""
+    return cfg.epochs * steps_per_epoch * (k if method == "greedy" else 1)
+
+
+def train(method: str, net: DecoupledNet, train_loader: BatchLoader, test_loader: BatchLoader, cfg: TrainConfig, *, progress: Progress | None = None) -> list[dict]:
+    """Train `net` in place with `method`; returns tidy rows (see the module docstring)."""
+    return METHODS[method](net, train_loader, test_loader, cfg, progress or (lambda n: None))

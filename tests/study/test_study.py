@@ -1,0 +1,106 @@
+"""The study CLI: listing, config rejection before any run, a smoke run, and resume."""
+
+import sqlite3
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from dglsim.errors import InvalidArgument
+from dglsim.study import RunConfig, load_study, parse_assignment, run_study
+from dglsim.study.cli import main
+
+# A few seconds per run: 2 classes' worth of the smoke profile, one epoch.
+FAST = {"epochs": 1, "train_per_class": 10, "test_per_class": 5}
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "dglsim.study", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_list_names_the_studies():
+    result = _cli("list")
+    assert result.returncode == 0 and "sync_baselines" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "k=0"], "'k' of NetworkSpec must be an int >= 1, got 0"),
+    (["--set", "lr=-1.0"], "'lr' of OptimConfig must be a finite real > 0, got -1.0"),
+    (["--set", "method=sgd"], "'method' of RunConfig must be one of ['dgl', 'greedy', 'backprop'], got 'sgd'"),
+    (["--set", "widht=32"], "unknown key 'widht'"),
+    (["--set", "width"], "'--set' must be key=value, got 'width'"),
+    (["--seeds", "0"], "'--seeds' must be an int >= 1, got 0"),
+])
+def test_bad_config_is_rejected_before_any_run(tmp_path, args, message):
+    out = tmp_path / "out"
+    result = _cli("sync_baselines", "--profile", "smoke", "--out", str(out), *args)
+    assert result.returncode == 2 and message in result.stderr
+    assert not (out / "results.sqlite").exists()  # nothing ran
+
+
+def test_unknown_study_lists_the_known_ones():
+    with pytest.raises(InvalidArgument, match="study 'nope' not found.*sync_baselines"):
+        load_study("nope")
+
+
+def test_assignments_parse_toml_values_and_bare_words():
+    assert parse_assignment("k=3") == ("k", 3)
+    assert parse_assignment("lr = 0.05") == ("lr", 0.05)
+    assert parse_assignment("arch=vgg") == ("arch", "vgg")
+    assert parse_assignment('method=["dgl", "backprop"]') == ("method", ["dgl", "backprop"])
+
+
+def test_grid_times_seeds_and_overrides():
+    spec = load_study("sync_baselines")
+    runs = spec.runs("smoke", {"method": "dgl", "k": 3}, seeds=3)
+    assert [(r.method, r.seed, r.k) for r in runs] == [("dgl", s, 3) for s in range(3)]
+    assert len({r.key() for r in spec.runs("smoke", {}, seeds=2)}) == 6
+
+
+@pytest.mark.data
+def test_smoke_profile_writes_figures_table_and_provenance(tmp_path, cifar10):
+    assert main(["sync_baselines", "--profile", "smoke", "--out", str(tmp_path), "--seeds", "1", "--no-progress"]) == 0
+    for name in ("figures/test_accuracy.pdf", "figures/test_accuracy.png", "final_accuracy.tex", "results.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert set(results["method"]) == {"dgl", "greedy", "backprop"}
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        prov = db.execute("SELECT provenance FROM runs LIMIT 1").fetchone()[0]
+    for field in ("git_revision", "versions", "device_name", "allocator", "torch_threads"):
+        assert field in prov
+    assert "\\begin{tabular}" in (tmp_path / "final_accuracy.tex").read_text()
+
+
+@pytest.mark.data
+def test_interrupted_study_resumes_without_redoing_or_losing_runs(tmp_path, cifar10):
+    spec = load_study("sync_baselines")
+    calls = []
+
+    def interrupt_after_two(cfg: RunConfig) -> None:
+        calls.append(cfg.key())
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(spec, profile="smoke", overrides=FAST, seeds=1, out=tmp_path, on_run_stored=interrupt_after_two, show_progress=False)
+    first = run_study.__globals__["ResultsStore"](tmp_path / "results.sqlite").runs()
+    assert sorted(first["key"]) == sorted(calls)  # both finished runs survived the interruption
+
+    outcome = run_study(spec, profile="smoke", overrides=FAST, seeds=1, out=tmp_path, show_progress=False)
+    assert len(outcome.executed) == 1 and not set(outcome.executed) & set(calls)  # only the missing run
+    runs = outcome.store.runs()
+    assert len(runs) == 3
+    kept = runs.set_index("key").loc[calls, "finished_at"]
+    assert (kept.values == first.set_index("key").loc[calls, "finished_at"].values).all()  # not redone
+
+
+@pytest.mark.data
+def test_parallel_jobs_store_the_same_results_as_serial(tmp_path, cifar10):
+    """Runs are deterministic on CPU, so running them in 2 processes changes nothing."""
+    spec = load_study("sync_baselines")
+    serial = run_study(spec, profile="smoke", overrides=FAST | {"method": "dgl"}, seeds=2, out=tmp_path / "a", show_progress=False)
+    parallel = run_study(spec, profile="smoke", overrides=FAST | {"method": "dgl"}, seeds=2, jobs=2, out=tmp_path / "b", show_progress=False)
+    a = serial.store.results().sort_values(["key", "metric", "epoch", "module"]).reset_index(drop=True)
+    b = parallel.store.results().sort_values(["key", "metric", "epoch", "module"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
