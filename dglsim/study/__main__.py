@@ -3,7 +3,7 @@ import sys
 from dglsim.study.allocator import reexec_under_tcmalloc
 
 if __name__ == "__main__":
-    reexec_under_tcmalloc("dglsim.study")
+    reexec_under_tcmalloc(["-m", "dglsim.study", *sys.argv[1:]])
     from dglsim.study.cli import main
 
     sys.exit(main())

@@ -29,9 +29,9 @@ def find_tcmalloc() -> str | None:
     return ctypes.util.find_library("tcmalloc_minimal")
 
 
-def reexec_under_tcmalloc(module: str) -> None:
-    """Replace this process by `python -m module <same args>` with tcmalloc preloaded, when
-    tcmalloc exists, is not loaded yet and the user has not asked for the system allocator.
+def reexec_under_tcmalloc(python_args: list[str]) -> None:
+    """Replace this process by `python <python_args>` with tcmalloc preloaded, when tcmalloc
+    exists, is not loaded yet and the user has not asked for the system allocator.
     Returns normally (and changes nothing) otherwise."""
     if os.environ.get(ENV_VAR, "tcmalloc") == "system" or "tcmalloc" in os.environ.get("LD_PRELOAD", ""):
         return
@@ -41,4 +41,4 @@ def reexec_under_tcmalloc(module: str) -> None:
         return
     env = dict(os.environ, LD_PRELOAD=" ".join(filter(None, [lib, os.environ.get("LD_PRELOAD", "")])))
     env[ENV_VAR] = "tcmalloc"
-    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, *python_args], env)

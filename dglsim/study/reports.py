@@ -18,6 +18,8 @@ Report = Callable[[pd.DataFrame, Path, str], list[Path]]
 
 def learning_curves_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
     """Per-module test accuracy over epochs by method, with 95% CIs over seeds; final accuracy table."""
+    if "greedy" in set(results.get("method", ())):
+        caption += "; greedy's epochs are each module's own, trained after the modules before it"
     written = save_figure(per_module_curves(results, metric="test_accuracy", hue="method", caption=caption), out / "figures" / "test_accuracy")
     if (results["metric"] == "ensemble_accuracy").any():
         written += save_figure(per_module_curves(results, metric="ensemble_accuracy", hue="method", caption=caption + " (ensemble of heads 0..j)"), out / "figures" / "ensemble_accuracy")

@@ -78,12 +78,14 @@ def run_study(
     pending = [r for r in runs if r.key() not in done]
     print(f"{spec.name} [{profile}]: {len(runs)} runs, {len(runs) - len(pending)} already stored in {store.path}, {len(pending)} to run", file=sys.stderr)
     executed: list[str] = []
-    bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="runs", unit="run", disable=not show_progress, file=sys.stderr)
+    # Redraw often on a terminal, rarely into a log file.
+    interval = 0.5 if sys.stderr.isatty() else 15.0
+    bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="runs", unit="run", disable=not show_progress, file=sys.stderr, mininterval=interval)
     try:
         if jobs == 1 or len(pending) <= 1:
             for cfg in pending:
                 label = f"{cfg.method} seed {cfg.seed}"
-                with tqdm(desc=label, unit="step", leave=False, disable=not show_progress, file=sys.stderr) as steps:
+                with tqdm(desc=label, unit="step", leave=False, disable=not show_progress, file=sys.stderr, mininterval=interval) as steps:
                     def on_steps(n: int, total: int, steps=steps) -> None:
                         steps.total = total
                         steps.update(n - steps.n)
