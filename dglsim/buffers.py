@@ -1,0 +1,122 @@
+"""Replay buffers between modules, their sampling policies, and the items they hold.
+
+An item remembers its producer's version when it was produced (the producer's update count),
+its birth time and how often it has been consumed. A buffer holds at most `capacity` items;
+putting into a full buffer evicts the oldest (a producer never blocks). `take` picks an item
+by the policy and counts the use; with `max_reuse`, an item used that many times leaves the
+buffer.
+
+Policies (the authors' code uses least_used):
+- "fifo":       the oldest item
+- "newest":     the newest item
+- "uniform":    an item drawn uniformly (needs the rng)
+- "least_used": the least consumed item, ties broken by the newest ("least used, then freshest")
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from dglsim.errors import InvalidArgument
+
+__all__ = ["Item", "ReplayBuffer", "Policy", "POLICIES", "make_policy"]
+
+
+class Item:
+    __slots__ = ("id", "version", "birth", "reuse", "payload")
+
+    def __init__(self, id: int, version: int, birth: float, payload: Any = None) -> None:
+        self.id, self.version, self.birth, self.reuse, self.payload = id, version, birth, 0, payload
+
+    def __repr__(self) -> str:
+        return f"Item(id={self.id}, version={self.version}, birth={self.birth:g}, reuse={self.reuse})"
+
+
+class Policy(ABC):
+    name: str
+    needs_rng = False
+
+    @abstractmethod
+    def select(self, items: list[Item], rng: np.random.Generator | None) -> int:
+        """Index into `items` (oldest first, non-empty) of the item to consume."""
+
+
+class Fifo(Policy):
+    name = "fifo"
+
+    def select(self, items, rng):
+        return 0
+
+
+class Newest(Policy):
+    name = "newest"
+
+    def select(self, items, rng):
+        return len(items) - 1
+
+
+class Uniform(Policy):
+    name = "uniform"
+    needs_rng = True
+
+    def select(self, items, rng):
+        return int(rng.integers(len(items)))
+
+
+class LeastUsed(Policy):
+    name = "least_used"
+
+    def select(self, items, rng):
+        best, best_reuse = 0, items[0].reuse
+        for i in range(1, len(items)):  # later items are newer: '<=' keeps the freshest of a tie
+            if items[i].reuse <= best_reuse:
+                best, best_reuse = i, items[i].reuse
+        return best
+
+
+POLICIES = {p.name: p for p in (Fifo(), Newest(), Uniform(), LeastUsed())}
+
+
+def make_policy(name: str) -> Policy:
+    if name not in POLICIES:
+        raise InvalidArgument(f"'policy' must be one of {list(POLICIES)}, got {name!r}")
+    return POLICIES[name]
+
+
+class ReplayBuffer:
+    def __init__(self, capacity: int, policy: str | Policy = "least_used", *, max_reuse: int | None = None) -> None:
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+            raise InvalidArgument(f"'capacity' of ReplayBuffer must be an int >= 1, got {capacity!r}")
+        if max_reuse is not None and (not isinstance(max_reuse, int) or isinstance(max_reuse, bool) or max_reuse < 1):
+            raise InvalidArgument(f"'max_reuse' of ReplayBuffer must be None or an int >= 1, got {max_reuse!r}")
+        self.capacity, self.max_reuse = capacity, max_reuse
+        self.policy = make_policy(policy) if isinstance(policy, str) else policy
+        self.items: list[Item] = []  # oldest first
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def put(self, item: Item) -> Item | None:
+        """Add `item`; returns the evicted oldest item when the buffer was full."""
+        self.items.append(item)
+        if len(self.items) > self.capacity:
+            return self.items.pop(0)
+        return None
+
+    def take(self, rng: np.random.Generator | None = None) -> Item | None:
+        """The item the policy picks (its reuse count incremented), or None when empty."""
+        if not self.items:
+            return None
+        index = self.policy.select(self.items, rng)
+        item = self.items[index]
+        item.reuse += 1
+        if self.max_reuse is not None and item.reuse >= self.max_reuse:
+            del self.items[index]
+        return item
+
+    def state(self) -> list[tuple[int, int, float, int]]:
+        """(id, version, birth, reuse) of each held item, oldest first: comparable and saveable."""
+        return [(i.id, i.version, i.birth, i.reuse) for i in self.items]

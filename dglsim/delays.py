@@ -1,0 +1,299 @@
+"""Delay models: how long a compute step or a link transfer takes, in simulated seconds.
+
+A model is a description (immutable, comparable); `stream(rng)` gives a per-worker source of
+durations drawn in blocks from that worker's own numpy Generator, so workers never share
+randomness and sampling costs one numpy call per block.
+
+- `Distribution`: any scipy.stats continuous distribution with non-negative support, by name.
+- `constant`, `exponential`, `gamma`, `lognormal`, `pareto`: by mean (and coefficient of variation).
+- `Straggler`: with probability q a duration is multiplied by `factor`.
+- `Replay`: measured durations, in order (from a list or a file).
+- `Scaled`: any model times a factor (a slowed device).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from scipy import stats
+
+from dglsim.errors import InvalidArgument
+
+__all__ = [
+    "DelayModel", "Distribution", "Constant", "Straggler", "Replay", "Scaled",
+    "constant", "exponential", "gamma", "lognormal", "pareto", "delay_from_spec", "DelayStream",
+]
+
+BLOCK = 1024
+
+
+class DelayModel(ABC):
+    @property
+    @abstractmethod
+    def mean(self) -> float:
+        """Expected duration (inf when it does not exist)."""
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """`size` independent durations (float64, >= 0)."""
+
+    def stream(self, rng: np.random.Generator, block: int = BLOCK) -> "DelayStream":
+        return DelayStream(self._blocks(rng, block))
+
+    def _blocks(self, rng: np.random.Generator, block: int) -> Iterator[np.ndarray]:
+        while True:
+            yield self.sample(rng, block)
+
+    def scaled(self, factor: float) -> "DelayModel":
+        return self if factor == 1.0 else Scaled(self, factor)
+
+
+class DelayStream:
+    """Draws one duration at a time from blocks: `stream()` -> float."""
+
+    __slots__ = ("_blocks", "_buf", "_i")
+
+    def __init__(self, blocks: Iterator[np.ndarray]) -> None:
+        self._blocks, self._buf, self._i = blocks, [], 0
+
+    def __call__(self) -> float:
+        if self._i == len(self._buf):
+            self._buf, self._i = next(self._blocks).tolist(), 0
+        value = self._buf[self._i]
+        self._i += 1
+        return value
+
+    def take(self, n: int) -> np.ndarray:
+        """The next `n` durations: the same values, in the same order, as `n` calls."""
+        out = np.empty(n)
+        filled = 0
+        while filled < n:
+            if self._i == len(self._buf):
+                self._buf, self._i = next(self._blocks).tolist(), 0
+            count = min(n - filled, len(self._buf) - self._i)
+            out[filled : filled + count] = self._buf[self._i : self._i + count]
+            self._i += count
+            filled += count
+        return out
+
+
+@dataclass(frozen=True)
+class Constant(DelayModel):
+    value: float
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.value, (int, float)) and self.value >= 0 and math.isfinite(self.value)):
+            raise InvalidArgument(f"'value' of Constant must be a finite real >= 0, got {self.value!r}")
+
+    @property
+    def mean(self) -> float:
+        return float(self.value)
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return np.full(size, float(self.value))
+
+
+@dataclass(frozen=True)
+class Distribution(DelayModel):
+    """scipy.stats distribution `name` with keyword parameters, e.g. Distribution("lognorm", (("s", 0.5), ("scale", 0.01)))."""
+
+    name: str
+    params: tuple[tuple[str, float], ...]
+
+    def __post_init__(self) -> None:
+        dist = getattr(stats, self.name, None)
+        if not isinstance(dist, stats.rv_continuous):
+            raise InvalidArgument(f"'dist' of a delay must name a scipy.stats continuous distribution, got {self.name!r}")
+        try:
+            frozen = dist(**dict(self.params))
+            low = frozen.support()[0]
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"parameters {dict(self.params)} of delay dist {self.name!r} are not accepted by scipy.stats: {exc}") from exc
+        if not low >= 0:  # NaN support means invalid parameters
+            raise InvalidArgument(f"delay dist {self.name!r} with {dict(self.params)} must have support in [0, inf) (durations), got lower bound {low}")
+
+    @property
+    def frozen(self):
+        return getattr(stats, self.name)(**dict(self.params))
+
+    @property
+    def mean(self) -> float:
+        return float(self.frozen.mean())
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return np.asarray(self.frozen.rvs(size=size, random_state=rng), dtype=float)
+
+    def _blocks(self, rng: np.random.Generator, block: int) -> Iterator[np.ndarray]:
+        frozen = self.frozen  # freeze once per stream, not per block
+        while True:
+            yield np.asarray(frozen.rvs(size=block, random_state=rng), dtype=float)
+
+
+@dataclass(frozen=True)
+class Scaled(DelayModel):
+    base: DelayModel
+    factor: float
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.factor, (int, float)) and self.factor > 0 and math.isfinite(self.factor)):
+            raise InvalidArgument(f"'factor' of Scaled must be a finite real > 0, got {self.factor!r}")
+
+    @property
+    def mean(self) -> float:
+        return self.base.mean * self.factor
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return self.base.sample(rng, size) * self.factor
+
+    def _blocks(self, rng: np.random.Generator, block: int) -> Iterator[np.ndarray]:
+        for values in self.base._blocks(rng, block):
+            yield values * self.factor
+
+
+@dataclass(frozen=True)
+class Straggler(DelayModel):
+    """With probability `q` a duration of `base` is multiplied by `factor` (a straggling step)."""
+
+    base: DelayModel
+    q: float
+    factor: float
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.q, (int, float)) and 0 <= self.q <= 1):
+            raise InvalidArgument(f"'q' of Straggler must be a real in [0, 1], got {self.q!r}")
+        if not (isinstance(self.factor, (int, float)) and self.factor >= 1 and math.isfinite(self.factor)):
+            raise InvalidArgument(f"'factor' of Straggler must be a finite real >= 1, got {self.factor!r}")
+
+    @property
+    def mean(self) -> float:
+        return self.base.mean * (1 + self.q * (self.factor - 1))
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        values = self.base.sample(rng, size)
+        return np.where(rng.random(size) < self.q, values * self.factor, values)
+
+    def _blocks(self, rng: np.random.Generator, block: int) -> Iterator[np.ndarray]:
+        for values in self.base._blocks(rng, block):
+            yield np.where(rng.random(block) < self.q, values * self.factor, values)
+
+
+@dataclass(frozen=True)
+class Replay(DelayModel):
+    """Measured durations replayed in order; `cycle` restarts at the end, else running out is an error."""
+
+    values: tuple[float, ...]
+    cycle: bool = True
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.values, dtype=float)
+        if arr.ndim != 1 or arr.size == 0 or not np.isfinite(arr).all() or (arr < 0).any():
+            raise InvalidArgument(f"'values' of Replay must be a non-empty list of finite reals >= 0, got {len(self.values)} values")
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, cycle: bool = True) -> "Replay":
+        """One duration per line (blank lines and '#' comments ignored)."""
+        try:
+            return cls(tuple(np.loadtxt(path, dtype=float, comments="#", ndmin=1).tolist()), cycle)
+        except (OSError, ValueError) as exc:
+            raise InvalidArgument(f"'file' of replay delay must be a readable file of numbers, got {str(path)!r}: {exc}") from exc
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Independent draws from the empirical distribution (for uses that need i.i.d. values)."""
+        return rng.choice(np.asarray(self.values, dtype=float), size=size)
+
+    def _blocks(self, rng: np.random.Generator, block: int) -> Iterator[np.ndarray]:
+        values = np.asarray(self.values, dtype=float)
+        while True:
+            yield values
+            if not self.cycle:
+                raise InvalidArgument(f"replay delay ran out after its {len(values)} values (set cycle = true to restart)")
+
+
+def constant(mean: float) -> Constant:
+    return Constant(float(mean))
+
+
+def _check_mean_cv(kind: str, mean: float, cv: float | None) -> None:
+    if not (isinstance(mean, (int, float)) and mean > 0 and math.isfinite(mean)):
+        raise InvalidArgument(f"'mean' of {kind} delay must be a finite real > 0, got {mean!r}")
+    if cv is not None and not (isinstance(cv, (int, float)) and cv > 0 and math.isfinite(cv)):
+        raise InvalidArgument(f"'cv' of {kind} delay must be a finite real > 0, got {cv!r}")
+
+
+def exponential(mean: float) -> Distribution:
+    _check_mean_cv("exponential", mean, None)
+    return Distribution("expon", (("scale", float(mean)),))
+
+
+def gamma(mean: float, cv: float) -> Distribution:
+    _check_mean_cv("gamma", mean, cv)
+    return Distribution("gamma", (("a", 1 / cv**2), ("scale", mean * cv**2)))
+
+
+def lognormal(mean: float, cv: float) -> Distribution:
+    _check_mean_cv("lognormal", mean, cv)
+    s2 = math.log1p(cv**2)
+    return Distribution("lognorm", (("s", math.sqrt(s2)), ("scale", mean * math.exp(-s2 / 2))))
+
+
+def pareto(mean: float, cv: float) -> Distribution:
+    """Classic Pareto with shape b > 2 solving cv^2 = 1 / (b (b - 2)) and minimum mean (b - 1) / b."""
+    _check_mean_cv("pareto", mean, cv)
+    b = 1 + math.sqrt(1 + 1 / cv**2)
+    return Distribution("pareto", (("b", b), ("scale", mean * (b - 1) / b)))
+
+
+_BY_MEAN = {"exponential": (exponential, ("mean",)), "gamma": (gamma, ("mean", "cv")), "lognormal": (lognormal, ("mean", "cv")), "pareto": (pareto, ("mean", "cv"))}
+KINDS = ("constant", *_BY_MEAN, "straggler", "replay")
+
+
+def delay_from_spec(spec: Any, *, where: str) -> DelayModel:
+    """A delay model from its spec form:
+
+    a number (constant), {dist = "lognorm", s = 0.5, scale = 0.01} (scipy.stats),
+    {kind = "constant", value = 0.01}, {kind = "gamma", mean = 0.01, cv = 0.3} (also
+    exponential, lognormal, pareto), {kind = "straggler", base = {...}, q = 0.05, factor = 5},
+    {kind = "replay", values = [...]} or {kind = "replay", file = "times.txt", cycle = true}.
+    `where` names the spec key in error messages.
+    """
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return Constant(float(spec))
+    if not isinstance(spec, dict):
+        raise InvalidArgument(f"{where!r} must be a number or a delay table, got {spec!r}")
+    spec = dict(spec)
+    if "dist" in spec:
+        name = spec.pop("dist")
+        return Distribution(name, tuple(sorted((k, float(v)) for k, v in spec.items())))
+    kind = spec.pop("kind", None)
+    if kind not in KINDS:
+        raise InvalidArgument(f"'kind' of {where} must be one of {list(KINDS)} (or give 'dist'), got {kind!r}")
+
+    def take(*names: str, optional: tuple[str, ...] = ()) -> dict:
+        missing = [n for n in names if n not in spec]
+        extra = sorted(set(spec) - set(names) - set(optional))
+        if missing or extra:
+            raise InvalidArgument(f"{where} of kind {kind!r} takes keys {list(names) + list(optional)}; missing {missing}, unknown {extra}")
+        return spec
+
+    if kind == "constant":
+        return Constant(take("value")["value"])
+    if kind in _BY_MEAN:
+        fn, names = _BY_MEAN[kind]
+        return fn(**take(*names))
+    if kind == "straggler":
+        args = take("base", "q", "factor")
+        return Straggler(delay_from_spec(args["base"], where=f"{where}.base"), args["q"], args["factor"])
+    args = take(optional=("values", "file", "cycle"))
+    if ("values" in args) == ("file" in args):
+        raise InvalidArgument(f"{where} of kind 'replay' must give exactly one of 'values' or 'file', got {sorted(args)}")
+    cycle = args.get("cycle", True)
+    return Replay(tuple(float(v) for v in args["values"]), cycle) if "values" in args else Replay.from_file(args["file"], cycle=cycle)

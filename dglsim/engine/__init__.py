@@ -1,0 +1,5 @@
+"""The deterministic discrete-event core (no torch)."""
+
+from dglsim.engine.core import LATE, NORMAL, URGENT, Environment, Signal
+
+__all__ = ["Environment", "LATE", "NORMAL", "Signal", "URGENT"]

@@ -1,0 +1,89 @@
+"""The authors' scheduler (`paper` mode): one global step at a time, no time axis.
+
+Their asynchronous DGL experiment runs in one process: each step picks module j with
+probability p_j and makes it do one update on an item sampled from its buffer; a module slowed
+by `noise` has its weight reduced to 1 - noise, i.e. a slowdown of 1 / (1 - noise). Here p_j is
+proportional to 1 / slowdown_j, so `slowdown = 1 / (1 - noise)` reproduces their setting.
+Warm-up follows their order 0, 0, 1, 1, ..., K-1, K-1 so every buffer holds items before the
+random steps begin.
+
+The trace's time column is the global step index. A picked module that is done (reached
+`steps`) or whose buffer is empty does nothing that step; the run ends when every module is
+done or none of the unfinished ones can ever receive an item again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dglsim.buffers import Item, ReplayBuffer, make_policy
+from dglsim.sim.pipeline import Compute, SimResult, worker_streams
+from dglsim.sim.spec import PipelineSpec
+from dglsim.sim.trace import Trace
+
+__all__ = ["simulate_paper", "paper_probabilities"]
+
+
+def paper_probabilities(spec: PipelineSpec) -> np.ndarray:
+    """p_j ∝ 1 / slowdown_j."""
+    rates = 1.0 / np.asarray(spec.slowdown if spec.slowdown else [1.0] * spec.k, dtype=float)
+    return rates / rates.sum()
+
+
+def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None) -> SimResult:
+    k = spec.k
+    streams = worker_streams(spec)
+    policy = make_policy(spec.policy)
+    buffers = [None] + [ReplayBuffer(spec.capacity or 1, policy, max_reuse=spec.max_reuse) for _ in range(1, k)]
+    version = [0] * k
+    trace = Trace()
+    record = trace.rows.append
+    next_id = 0
+    p = paper_probabilities(spec)
+    cumulative = np.cumsum(p)
+
+    def step(t: int, j: int) -> None:
+        nonlocal next_id
+        if version[j] >= spec.steps:
+            return
+        if j == 0:
+            item = Item(next_id, 0, float(t))
+            next_id += 1
+            item.reuse = 1
+            occupancy = 0
+        else:
+            item = buffers[j].take(streams.policy[j])
+            if item is None:
+                return
+            occupancy = len(buffers[j])
+        producer = version[j - 1] if j > 0 else 0
+        record((float(t), j, "start", item.id, item.version, producer - item.version, t - item.birth, item.reuse, occupancy, 0))
+        payload = compute(j, item) if compute is not None else None
+        version[j] += 1
+        record((float(t), j, "finish", item.id, version[j], 0, 0.0, 0, occupancy, 0))
+        if j < k - 1:
+            out = Item(next_id, version[j], float(t), payload)
+            next_id += 1
+            record((float(t), j, "send", out.id, out.version, 0, 0.0, 0, 0, spec.bytes_on(j)))
+            evicted = buffers[j + 1].put(out)
+            if evicted is not None:
+                record((float(t), j + 1, "evict", evicted.id, evicted.version, version[j] - evicted.version, t - evicted.birth, evicted.reuse, len(buffers[j + 1]), 0))
+            record((float(t), j + 1, "arrive", out.id, out.version, 0, 0.0, 0, len(buffers[j + 1]), 0))
+
+    def stuck() -> bool:
+        # An unfinished module whose buffer is empty and whose producer is finished (or stuck) waits forever.
+        can_progress = [version[0] < spec.steps]
+        for j in range(1, k):
+            can_progress.append(version[j] < spec.steps and (len(buffers[j]) > 0 or can_progress[j - 1]))
+        return not any(can_progress)
+
+    t = 0
+    for j in [j for j in range(k) for _ in range(2)]:  # warm-up 0,0,1,1,...
+        step(t, j)
+        t += 1
+    rng = streams.scheduler
+    while not stuck():
+        for u in rng.random(1024):
+            step(t, int(np.searchsorted(cumulative, u, side="right")))
+            t += 1
+    return SimResult(spec, trace, list(version), float(t), t)

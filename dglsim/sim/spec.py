@@ -1,0 +1,141 @@
+"""PipelineSpec: what to simulate, validated at the boundary; `spec_from_dict` reads the TOML form.
+
+    mode = "async"              # "sync" | "async" | "paper"
+    workers = 4                 # K modules, one simulated device each
+    steps = 10000               # updates per worker (sync: items through the pipeline)
+    seed = 0
+    capacity = 5                # async: buffer size M; sync: queue capacity (absent = unbounded)
+    policy = "least_used"       # async/paper buffer policy: fifo | newest | uniform | least_used
+    max_reuse = 10              # optional cap on how often an item is consumed
+    compute = {kind = "gamma", mean = 0.01, cv = 0.2}   # one delay for all, or a list of K
+    slowdown = [1, 2, 1, 1]     # per-worker factor on compute (paper mode: p_j ∝ 1/slowdown_j)
+    latency = 1e-4              # per-link latency delay, one or a list of K-1
+    bandwidth = 1e9             # bytes/s on every link (absent = infinite)
+    payload_bytes = 524288      # bytes per item on each link, one or a list of K-1
+    arrival = {kind = "exponential", mean = 0.02}   # optional: fresh items reach worker 0 as a renewal process
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dglsim.buffers import POLICIES
+from dglsim.delays import Constant, DelayModel, delay_from_spec
+from dglsim.errors import InvalidArgument
+
+__all__ = ["PipelineSpec", "MODES", "spec_from_dict", "load_spec"]
+
+MODES = ("sync", "async", "paper")
+_KEYS = ("mode", "workers", "steps", "seed", "capacity", "policy", "max_reuse", "compute", "slowdown",
+         "latency", "bandwidth", "payload_bytes", "arrival")
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    mode: str
+    workers: int
+    steps: int
+    compute: tuple[DelayModel, ...]
+    seed: int = 0
+    capacity: int | None = None
+    policy: str = "least_used"
+    max_reuse: int | None = None
+    slowdown: tuple[float, ...] | None = None
+    latency: tuple[DelayModel, ...] | None = None
+    bandwidth: float = math.inf
+    payload_bytes: tuple[int, ...] | None = None
+    arrival: DelayModel | None = None
+
+    def __post_init__(self) -> None:
+        k = self.workers
+        rules = [
+            ("mode", self.mode in MODES, f"one of {list(MODES)}"),
+            ("workers", _int(k) and k >= 1, "an int >= 1"),
+            ("steps", _int(self.steps) and self.steps >= 1, "an int >= 1"),
+            ("seed", _int(self.seed) and self.seed >= 0, "an int >= 0"),
+            ("capacity", self.capacity is None or (_int(self.capacity) and self.capacity >= 1), "absent or an int >= 1"),
+            ("policy", self.policy in POLICIES, f"one of {list(POLICIES)}"),
+            ("max_reuse", self.max_reuse is None or (_int(self.max_reuse) and self.max_reuse >= 1), "absent or an int >= 1"),
+            ("bandwidth", isinstance(self.bandwidth, (int, float)) and self.bandwidth > 0, "a real > 0 (bytes/s)"),
+        ]
+        for name, ok, rule in rules:
+            if not ok:
+                raise InvalidArgument(f"{name!r} of PipelineSpec must be {rule}, got {getattr(self, name)!r}")
+        if self.mode == "async" and self.capacity is None and k > 1:
+            raise InvalidArgument("'capacity' of PipelineSpec must be an int >= 1 (the buffer size M) in async mode, got None")
+        self._check_per("compute", self.compute, k, lambda d: isinstance(d, DelayModel), "a delay model")
+        if self.slowdown is not None:
+            self._check_per("slowdown", self.slowdown, k, lambda s: isinstance(s, (int, float)) and s > 0 and math.isfinite(s), "a finite real > 0")
+        if self.latency is not None:
+            self._check_per("latency", self.latency, k - 1, lambda d: isinstance(d, DelayModel), "a delay model")
+        if self.payload_bytes is not None:
+            self._check_per("payload_bytes", self.payload_bytes, k - 1, lambda b: _int(b) and b >= 0, "an int >= 0")
+
+    @staticmethod
+    def _check_per(name: str, values: tuple, n: int, ok, rule: str) -> None:
+        if not isinstance(values, tuple) or len(values) != n or not all(ok(v) for v in values):
+            raise InvalidArgument(f"{name!r} of PipelineSpec must be {n} values, each {rule}, got {values!r}")
+
+    @property
+    def k(self) -> int:
+        return self.workers
+
+    def compute_model(self, j: int) -> DelayModel:
+        return self.compute[j].scaled(self.slowdown[j] if self.slowdown else 1.0)
+
+    def link_delay(self, j: int) -> tuple[DelayModel, float]:
+        """(latency model, transfer seconds) of the link from worker j to j+1."""
+        latency = self.latency[j] if self.latency else Constant(0.0)
+        size = self.payload_bytes[j] if self.payload_bytes else 0
+        return latency, (size / self.bandwidth if self.bandwidth != math.inf else 0.0)
+
+    def bytes_on(self, j: int) -> int:
+        return self.payload_bytes[j] if self.payload_bytes else 0
+
+
+def _per(value: Any, n: int, key: str, convert) -> tuple | None:
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value] * n
+    return tuple(convert(v, f"{key}[{i}]") for i, v in enumerate(values))
+
+
+def spec_from_dict(doc: dict[str, Any], *, where: str = "spec") -> PipelineSpec:
+    unknown = sorted(set(doc) - set(_KEYS))
+    if unknown:
+        raise InvalidArgument(f"unknown key {unknown[0]!r} in {where}; known keys: {', '.join(_KEYS)}")
+    for required in ("mode", "workers", "steps", "compute"):
+        if required not in doc:
+            raise InvalidArgument(f"{where} must set {required!r}")
+    k = doc["workers"]
+    if not _int(k) or k < 1:
+        raise InvalidArgument(f"'workers' of PipelineSpec must be an int >= 1, got {k!r}")
+    delay = lambda v, key: delay_from_spec(v, where=key)  # noqa: E731
+    return PipelineSpec(
+        mode=doc["mode"], workers=k, steps=doc["steps"], seed=doc.get("seed", 0),
+        capacity=doc.get("capacity"), policy=doc.get("policy", "least_used"), max_reuse=doc.get("max_reuse"),
+        compute=_per(doc["compute"], k, "compute", delay),
+        slowdown=_per(doc.get("slowdown"), k, "slowdown", lambda v, key: v),
+        latency=_per(doc.get("latency"), k - 1, "latency", delay),
+        bandwidth=doc.get("bandwidth", math.inf),
+        payload_bytes=_per(doc.get("payload_bytes"), k - 1, "payload_bytes", lambda v, key: v),
+        arrival=delay(doc["arrival"], "arrival") if "arrival" in doc else None,
+    )
+
+
+def load_spec(path: str | Path) -> PipelineSpec:
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidArgument(f"spec file {str(path)!r} must be readable TOML: {exc}") from exc
+    return spec_from_dict(doc, where=path.name)

@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from dglsim.errors import InvalidArgument
+from dglsim.sim import paper_probabilities, simulate, spec_from_dict, sync_fast, summarize_trace
+
+from .helpers import finishes
+
+NOISE = 0.2  # the authors' setting: one module's weight reduced by `noise`, slowdown 1 / (1 - noise)
+SLOWDOWN = [1.0, 1 / (1 - NOISE), 1.0, 1.0]
+
+
+def _spec(mode, **extra):
+    base = {"mode": mode, "workers": 4, "steps": 3000, "seed": 3,
+            "compute": {"kind": "gamma", "mean": 0.01, "cv": 0.4}, "latency": {"kind": "exponential", "mean": 0.002}}
+    return spec_from_dict(base | extra)
+
+
+def test_async_with_exponential_times_is_the_authors_categorical_scheduler():
+    """With exponential compute times and buffers that never run dry, the next worker to finish
+    is j with probability rate_j / sum(rates) (memorylessness). The observed sequence passes a
+    chi-square test at level 0.001 against those probabilities, which equal paper mode's, and
+    paper mode's own choices pass the same test."""
+    spec = _spec("async", steps=20_000, capacity=5, compute={"kind": "exponential", "mean": 0.01}, slowdown=SLOWDOWN, latency=1e-4)
+    rows = simulate(spec).trace.to_array()
+    done = rows[rows["action"] == "finish"]
+    first_done = min(done[done["worker"] == j]["time"][-1] for j in range(4))  # all workers still busy before this
+    sequence = done[(done["time"] > 1.0) & (done["time"] < first_done)]["worker"]
+    p = paper_probabilities(spec_from_dict({"mode": "paper", "workers": 4, "steps": 1, "compute": 0.01, "slowdown": SLOWDOWN}))
+    rates = 1 / np.array(SLOWDOWN)
+    np.testing.assert_allclose(p, rates / rates.sum(), rtol=1e-15)
+    counts = np.bincount(sequence, minlength=4)
+    assert stats.chisquare(counts, p * counts.sum()).pvalue > 1e-3, counts
+
+    paper = simulate(spec_from_dict({"mode": "paper", "workers": 4, "steps": 20_000, "capacity": 5, "compute": 0.01, "slowdown": SLOWDOWN}))
+    prow = paper.trace.to_array()
+    chosen = prow[(prow["action"] == "finish") & (prow["time"] >= 8)]
+    cut = min(chosen[chosen["worker"] == j]["time"][-1] for j in range(4))
+    picks = np.bincount(chosen[chosen["time"] < cut]["worker"], minlength=4)
+    assert stats.chisquare(picks, p * picks.sum()).pvalue > 1e-3, picks
+
+
+def test_paper_mode_warms_up_in_the_authors_order():
+    rows = simulate(spec_from_dict({"mode": "paper", "workers": 3, "steps": 50, "capacity": 2, "compute": 1.0})).trace.to_array()
+    starts = rows[rows["action"] == "start"]
+    assert starts["worker"][:6].tolist() == [0, 0, 1, 1, 2, 2] and starts["time"][:6].tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_fast_path_agrees_with_the_engine_to_float_rounding():
+    spec = _spec("sync", arrival={"kind": "exponential", "mean": 0.012}, slowdown=[1.0, 1.3, 0.9, 1.1], payload_bytes=[4096, 2048, 1024], bandwidth=1e7)
+    engine, fast = simulate(spec), sync_fast(spec)
+    for j in range(4):
+        f = finishes(engine.trace, j)["time"]
+        np.testing.assert_allclose(f, fast.depart[j], rtol=1e-12, atol=1e-12 * fast.makespan)
+    assert fast.makespan == pytest.approx(engine.makespan, rel=1e-12)
+    with pytest.raises(InvalidArgument, match="sync_fast needs mode 'sync' with unbounded queues"):
+        sync_fast(_spec("sync", capacity=2))
+
+
+def test_sync_processes_every_item_once_in_order_within_the_queue_capacity():
+    result = simulate(_spec("sync", capacity=2, slowdown=[1.0, 3.0, 1.0, 1.0]))
+    rows = result.trace.to_array()
+    result.trace.validate(4)
+    for j in range(1, 4):
+        consumed = rows[(rows["worker"] == j) & (rows["action"] == "start")]
+        produced = rows[(rows["worker"] == j - 1) & (rows["action"] == "send")]
+        assert consumed["item"].tolist() == produced["item"].tolist()  # each once, in order
+        assert (consumed["reuse"] == 1).all()
+        assert rows[(rows["worker"] == j) & (rows["action"] == "arrive")]["occupancy"].max() <= 2
+    assert (rows["action"] == "block").sum() > 0 and (rows["action"] == "block").sum() == (rows["action"] == "unblock").sum()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "paper"])
+def test_staleness_is_producer_updates_since_production(mode):
+    """For every consumed item: staleness = producer's update count at consumption - the version
+    the item carries, recomputed independently from the producer's finish rows."""
+    result = simulate(_spec(mode, capacity=3, max_reuse=3 if mode != "sync" else None, slowdown=[1.0, 2.0, 1.0, 1.0]))
+    rows = result.trace.to_array()
+    for j in range(1, 4):
+        produced = finishes(result.trace, j - 1)["time"]
+        starts = rows[(rows["worker"] == j) & (rows["action"] == "start")]
+        index = np.flatnonzero((rows["worker"] == j) & (rows["action"] == "start"))
+        for row, at in zip(starts, index):
+            count = int(((rows["worker"][:at] == j - 1) & (rows["action"][:at] == "finish")).sum())
+            assert row["staleness"] == count - row["version"] >= 0
+        assert (starts["age"] >= 0).all()
+
+
+def test_async_consumer_never_trains_on_items_it_has_not_received():
+    result = simulate(_spec("async", capacity=1, slowdown=[4.0, 1.0, 1.0, 1.0]))
+    rows = result.trace.to_array()
+    for j in range(1, 4):
+        mine = rows[rows["worker"] == j]
+        received = set()
+        for r in mine:
+            if r["action"] == "arrive":
+                received.add(int(r["item"]))
+            elif r["action"] == "start":
+                assert int(r["item"]) in received
+
+
+def test_same_seed_same_trace_bytes_other_seed_other_trace():
+    a, b = simulate(_spec("async", capacity=4)), simulate(_spec("async", capacity=4))
+    c = simulate(_spec("async", capacity=4, seed=4))
+    assert a.trace.text() == b.trace.text() and a.trace.text() != c.trace.text()
+
+
+def test_metrics_add_up():
+    result = simulate(_spec("async", capacity=4, payload_bytes=[100, 200, 300], slowdown=[1.0, 1.5, 1.0, 1.0]))
+    m = summarize_trace(result.trace, 4)
+    assert [w["updates"] for w in m["workers"]] == [3000] * 4
+    assert [w["bytes_sent"] for w in m["workers"]] == [300_000, 600_000, 900_000, 0]
+    for w in m["workers"]:
+        assert 0 < w["utilization"] <= 1 and w["idle_fraction"] == pytest.approx(1 - w["utilization"])
+        assert w["occupancy_mean"] <= w["occupancy_max"] <= 4
+    assert m["workers"][2]["reuse"]["mean"] > 1  # the slow producer starves module 2: it reuses items

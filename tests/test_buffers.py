@@ -1,0 +1,82 @@
+"""Replay buffers against a trivial model after every step (hypothesis stateful testing)."""
+
+from collections import deque
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from dglsim.buffers import POLICIES, Item, ReplayBuffer
+from dglsim.errors import InvalidArgument
+
+
+class BufferVersusModel(RuleBasedStateMachine):
+    """The model: a Python list of [id, reuse] pairs, oldest first, with each policy written out
+    in the most direct way, and the same rng seed for the uniform policy."""
+
+    @initialize(policy=st.sampled_from(sorted(POLICIES)), capacity=st.integers(1, 6), max_reuse=st.none() | st.integers(1, 4))
+    def setup(self, policy, capacity, max_reuse):
+        self.policy, self.capacity, self.max_reuse = policy, capacity, max_reuse
+        self.buffer = ReplayBuffer(capacity, policy, max_reuse=max_reuse)
+        self.model: list[list[int]] = []
+        self.rng_real, self.rng_model = np.random.default_rng(0), np.random.default_rng(0)
+        self.next_id = 0
+
+    @rule()
+    def put(self):
+        evicted = self.buffer.put(Item(self.next_id, 0, float(self.next_id)))
+        self.model.append([self.next_id, 0])
+        expected = self.model.pop(0) if len(self.model) > self.capacity else None
+        assert (evicted.id if evicted else None) == (expected[0] if expected else None)
+        self.next_id += 1
+
+    @rule()
+    def take(self):
+        got = self.buffer.take(self.rng_real)
+        if not self.model:
+            assert got is None
+            return
+        if self.policy == "fifo":
+            index = 0
+        elif self.policy == "newest":
+            index = len(self.model) - 1
+        elif self.policy == "uniform":
+            index = int(self.rng_model.integers(len(self.model)))
+        else:
+            least = min(r for _, r in self.model)
+            index = max(i for i, (_, r) in enumerate(self.model) if r == least)
+        self.model[index][1] += 1
+        expected = self.model[index]
+        if self.max_reuse is not None and expected[1] >= self.max_reuse:
+            self.model.pop(index)
+        assert (got.id, got.reuse) == tuple(expected)
+
+    @invariant()
+    def same_contents(self):
+        if hasattr(self, "buffer"):
+            assert [(i, r) for i, _, _, r in self.buffer.state()] == [tuple(x) for x in self.model]
+            assert len(self.buffer) <= self.capacity
+
+
+TestBufferVersusModel = BufferVersusModel.TestCase
+
+
+def test_fifo_with_single_use_is_a_bounded_deque():
+    buffer, model = ReplayBuffer(3, "fifo", max_reuse=1), deque(maxlen=3)
+    for i in range(10):
+        buffer.put(Item(i, 0, 0.0))
+        model.append(i)
+        if i % 3 == 2:
+            assert buffer.take().id == model.popleft()
+    assert [s[0] for s in buffer.state()] == list(model)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    (dict(capacity=0), "'capacity' of ReplayBuffer must be an int >= 1, got 0"),
+    (dict(capacity=2, max_reuse=0), "'max_reuse' of ReplayBuffer must be None or an int >= 1, got 0"),
+    (dict(capacity=2, policy="lifo"), "'policy' must be one of"),
+])
+def test_bad_buffers_are_rejected(kwargs, match):
+    with pytest.raises(InvalidArgument, match=match):
+        ReplayBuffer(**kwargs)
