@@ -4,11 +4,12 @@ With no blocking, departures follow the max-plus recurrence (items i in order, w
 
     start[j][i]  = max(arrive[j][i], depart[j][i-1])
     depart[j][i] = start[j][i] + S[j][i]
-    arrive[j+1][i] = max(arrive[j+1][i-1], depart[j][i] + link[j][i])   # in-order links
+    sent[j][i]     = max(depart[j][i], sent[j][i-1]) + bytes_j / bandwidth   # one transfer at a time
+    arrive[j+1][i] = max(arrive[j+1][i-1], sent[j][i] + latency[j][i])      # in-order delivery
 
 With C = cumsum(S), depart_i - C_i = max(arrive_i - C_{i-1}, depart_{i-1} - C_{i-1}), so
-depart = C + running_max(arrive - C_shifted): one numpy scan per worker instead of a Python
-event per service. It draws the same random streams in the same order as the event engine and
+depart = C + running_max(arrive - C_shifted): one numpy scan per worker (and one per link)
+instead of a Python event per service. It draws the same random streams in the same order as the event engine and
 agrees with it to float rounding (tests/sim/test_fastpath.py).
 """
 
@@ -36,6 +37,12 @@ class FastResult:
         return float(self.depart[-1, -1])
 
 
+def _max_plus(ready: np.ndarray, service: np.ndarray) -> np.ndarray:
+    """Completion times of a FIFO single server: done_i = max(ready_i, done_{i-1}) + service_i."""
+    c = np.cumsum(service)
+    return c + np.maximum.accumulate(ready - (c - service))
+
+
 def sync_fast(spec: PipelineSpec) -> FastResult:
     if spec.mode != "sync" or spec.capacity is not None:
         raise InvalidArgument(f"sync_fast needs mode 'sync' with unbounded queues (capacity absent), got mode {spec.mode!r}, capacity {spec.capacity!r}")
@@ -50,11 +57,9 @@ def sync_fast(spec: PipelineSpec) -> FastResult:
         arrive[0] = np.cumsum(streams.arrival.take(n))
     for j in range(k):
         service = streams.compute[j].take(n)
-        c = np.cumsum(service)
-        c_prev = np.concatenate(([0.0], c[:-1]))
-        depart[j] = c + np.maximum.accumulate(arrive[j] - c_prev)
+        depart[j] = _max_plus(arrive[j], service)
         start[j] = depart[j] - service
         if j < k - 1:
-            link = streams.latency[j].take(n) + spec.link_delay(j)[1]
-            arrive[j + 1] = np.maximum.accumulate(depart[j] + link)
+            sent = _max_plus(depart[j], np.full(n, spec.link_delay(j)[1]))
+            arrive[j + 1] = np.maximum.accumulate(sent + streams.latency[j].take(n))
     return FastResult(arrive, start, depart)

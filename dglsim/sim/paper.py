@@ -7,9 +7,11 @@ proportional to 1 / slowdown_j, so `slowdown = 1 / (1 - noise)` reproduces their
 Warm-up follows their order 0, 0, 1, 1, ..., K-1, K-1 so every buffer holds items before the
 random steps begin.
 
-The trace's time column is the global step index. A picked module that is done (reached
-`steps`) or whose buffer is empty does nothing that step; the run ends when every module is
-done or none of the unfinished ones can ever receive an item again.
+The trace's time column is the global step index. As in the authors' experiment, a module
+that has done its `steps` updates stops updating but keeps forwarding: when picked it takes
+an item and sends its output on ("forward" rows), so the modules after it are not starved.
+A picked module whose buffer is empty does nothing that step. The run ends when every module
+is done.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def paper_probabilities(spec: PipelineSpec) -> np.ndarray:
     return rates / rates.sum()
 
 
-def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None) -> SimResult:
+def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None, forward: Compute | None = None) -> SimResult:
+    """`compute(j, item)` runs an update and returns the output payload; `forward(j, item)` runs
+    a finished module's forward pass only."""
     k = spec.k
     streams = worker_streams(spec)
     policy = make_policy(spec.policy)
@@ -41,11 +45,12 @@ def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None) -> Sim
     next_id = 0
     p = paper_probabilities(spec)
     cumulative = np.cumsum(p)
+    cumulative[-1] = 1.0  # rounding must not leave a gap above the last module
+    unfinished = [k]  # modules still below their update budget
 
     def step(t: int, j: int) -> None:
         nonlocal next_id
-        if version[j] >= spec.steps:
-            return
+        training = version[j] < spec.steps
         if j == 0:
             item = Item(next_id, 0, float(t))
             next_id += 1
@@ -57,10 +62,17 @@ def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None) -> Sim
                 return
             occupancy = len(buffers[j])
         producer = version[j - 1] if j > 0 else 0
-        record((float(t), j, "start", item.id, item.version, producer - item.version, t - item.birth, item.reuse, occupancy, 0))
-        payload = compute(j, item) if compute is not None else None
-        version[j] += 1
-        record((float(t), j, "finish", item.id, version[j], 0, 0.0, 0, occupancy, 0))
+        row = (item.id, item.version, producer - item.version, t - item.birth, item.reuse, occupancy, 0)
+        if training:
+            record((float(t), j, "start", *row))
+            payload = compute(j, item) if compute is not None else None
+            version[j] += 1
+            if version[j] == spec.steps:
+                unfinished[0] -= 1
+            record((float(t), j, "finish", item.id, version[j], 0, 0.0, 0, occupancy, 0))
+        else:
+            record((float(t), j, "forward", *row))
+            payload = forward(j, item) if forward is not None else None
         if j < k - 1:
             out = Item(next_id, version[j], float(t), payload)
             next_id += 1
@@ -70,20 +82,15 @@ def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None) -> Sim
                 record((float(t), j + 1, "evict", evicted.id, evicted.version, version[j] - evicted.version, t - evicted.birth, evicted.reuse, len(buffers[j + 1]), 0))
             record((float(t), j + 1, "arrive", out.id, out.version, 0, 0.0, 0, len(buffers[j + 1]), 0))
 
-    def stuck() -> bool:
-        # An unfinished module whose buffer is empty and whose producer is finished (or stuck) waits forever.
-        can_progress = [version[0] < spec.steps]
-        for j in range(1, k):
-            can_progress.append(version[j] < spec.steps and (len(buffers[j]) > 0 or can_progress[j - 1]))
-        return not any(can_progress)
-
     t = 0
     for j in [j for j in range(k) for _ in range(2)]:  # warm-up 0,0,1,1,...
         step(t, j)
         t += 1
     rng = streams.scheduler
-    while not stuck():
-        for u in rng.random(1024):
-            step(t, int(np.searchsorted(cumulative, u, side="right")))
+    while unfinished[0]:
+        for j in np.searchsorted(cumulative, rng.random(1024), side="right").tolist():  # picks drawn in blocks
+            step(t, j)
             t += 1
+            if not unfinished[0]:
+                break
     return SimResult(spec, trace, list(version), float(t), t)

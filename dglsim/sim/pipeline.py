@@ -7,6 +7,9 @@ sync:  worker j takes items from its FIFO queue in order, each once. A queue hol
 async: worker j > 0 samples from a replay buffer of `capacity` items by the policy and never
        waits while it holds an eligible item; a producer never blocks (a full buffer evicts
        its oldest item).
+Links: a link transmits one item at a time, payload bytes / bandwidth seconds each, FIFO
+(transfers queue behind each other), then the item travels for a sampled latency; items are
+delivered in the order sent. The producer does not wait for its transfer (it is handed off).
 Worker 0 reads fresh data: always ready, or, with an `arrival` model, items that arrive as a
 renewal process and queue (FIFO, unbounded) until worker 0 takes them.
 
@@ -82,6 +85,7 @@ class _Pipeline:
         self.next_id = 0
         self.arrived = 0  # fresh items delivered to worker 0 by the arrival process
         self.link_free = [0.0] * max(self.k - 1, 0)  # time the last item on each link arrives
+        self.link_busy = [0.0] * max(self.k - 1, 0)  # time each link finishes its queued transfers
         self.trace = Trace()
         self.record = self.trace.rows.append
         self.sync = spec.mode == "sync"
@@ -155,8 +159,11 @@ class _Pipeline:
         self.record((self.env.now, j, "send", out.id, out.version, 0, 0.0, 0, 0, self.bytes[j]))
         if self.sync:
             self.in_transit[j + 1] += 1
-        # Links deliver in order (like a TCP stream): an item never overtakes the one sent before it.
-        arrival = max(self.link_free[j], self.env.now + self.streams.latency[j]() + self.transfer[j])
+        # A link sends one item at a time at its bandwidth (transfers queue behind each other),
+        # then the item travels for its latency; delivery is in order, like a TCP stream.
+        sent = max(self.env.now, self.link_busy[j]) + self.transfer[j]
+        self.link_busy[j] = sent
+        arrival = max(self.link_free[j], sent + self.streams.latency[j]())
         self.link_free[j] = arrival
         self.env.schedule_at(arrival, self._arrive, j + 1, out)
 

@@ -11,7 +11,8 @@
     slowdown = [1, 2, 1, 1]     # per-worker factor on compute (paper mode: p_j ∝ 1/slowdown_j)
     latency = 1e-4              # per-link latency delay, one or a list of K-1
     bandwidth = 1e9             # bytes/s on every link (absent = infinite)
-    payload_bytes = 524288      # bytes per item on each link, one or a list of K-1
+    payload_bytes = 524288      # bytes per item on each link, one or a list of K-1; an entry may
+                                # be {shape = [128, 64, 16, 16], dtype = "float32"} (an activation)
     arrival = {kind = "exponential", mean = 0.02}   # optional: fresh items reach worker 0 as a renewal process
 """
 
@@ -27,7 +28,7 @@ from dglsim.buffers import POLICIES
 from dglsim.delays import Constant, DelayModel, delay_from_spec
 from dglsim.errors import InvalidArgument
 
-__all__ = ["PipelineSpec", "MODES", "spec_from_dict", "load_spec"]
+__all__ = ["PipelineSpec", "MODES", "spec_from_dict", "load_spec", "payload_size"]
 
 MODES = ("sync", "async", "paper")
 _KEYS = ("mode", "workers", "steps", "seed", "capacity", "policy", "max_reuse", "compute", "slowdown",
@@ -101,6 +102,28 @@ class PipelineSpec:
         return self.payload_bytes[j] if self.payload_bytes else 0
 
 
+def payload_size(shape: Any, dtype: str, *, where: str) -> int:
+    """Bytes of an activation of `shape` and numpy `dtype` (what a module sends per item)."""
+    import numpy as np
+
+    if not isinstance(shape, (list, tuple)) or not all(_int(d) and d >= 1 for d in shape):
+        raise InvalidArgument(f"'shape' of {where} must be a list of ints >= 1, got {shape!r}")
+    try:
+        itemsize = np.dtype(dtype).itemsize
+    except TypeError as exc:
+        raise InvalidArgument(f"'dtype' of {where} must be a numpy dtype name such as 'float32', got {dtype!r}") from exc
+    return int(np.prod(shape)) * itemsize
+
+
+def _bytes_entry(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"shape", "dtype"})
+        if unknown or "shape" not in value:
+            raise InvalidArgument(f"{where} must be an int or a table {{shape = [...], dtype = \"float32\"}}, got {value!r}")
+        return payload_size(value["shape"], value.get("dtype", "float32"), where=where)
+    return value
+
+
 def _per(value: Any, n: int, key: str, convert) -> tuple | None:
     if value is None:
         return None
@@ -126,7 +149,7 @@ def spec_from_dict(doc: dict[str, Any], *, where: str = "spec") -> PipelineSpec:
         slowdown=_per(doc.get("slowdown"), k, "slowdown", lambda v, key: v),
         latency=_per(doc.get("latency"), k - 1, "latency", delay),
         bandwidth=doc.get("bandwidth", math.inf),
-        payload_bytes=_per(doc.get("payload_bytes"), k - 1, "payload_bytes", lambda v, key: v),
+        payload_bytes=_per(doc.get("payload_bytes"), k - 1, "payload_bytes", _bytes_entry),
         arrival=delay(doc["arrival"], "arrival") if "arrival" in doc else None,
     )
 

@@ -7,7 +7,8 @@ reuse count, buffer occupancy (after the event), bytes.
 Actions: "start" (worker begins an update on an item), "finish" (update on that item done;
 version is the worker's new update count), "send" (output leaves on the link, with its bytes), "arrive" (item
 enters the next worker's queue or buffer), "evict" (oldest item dropped from a full buffer),
-"block"/"unblock" (sync producer waiting for queue space).
+"block"/"unblock" (sync producer waiting for queue space), "forward" (paper mode: a module
+past its update budget passes an item on without updating).
 
 Every row has a string form that round-trips (`format_row` / `parse_row`), the trace
 validates itself (`validate`), and it exports to CSV and Chrome-trace JSON (Perfetto).
@@ -26,7 +27,7 @@ from dglsim.errors import InvalidArgument
 
 __all__ = ["Row", "ACTIONS", "Trace", "format_row", "parse_row", "TraceError"]
 
-ACTIONS = ("start", "finish", "send", "arrive", "evict", "block", "unblock")
+ACTIONS = ("start", "finish", "forward", "send", "arrive", "evict", "block", "unblock")
 
 
 class Row(NamedTuple):
@@ -43,7 +44,7 @@ class Row(NamedTuple):
 
 
 COLUMNS = Row._fields
-_DTYPE = np.dtype([("time", "f8"), ("worker", "i4"), ("action", "U7"), ("item", "i8"), ("version", "i8"),
+_DTYPE = np.dtype([("time", "f8"), ("worker", "i4"), ("action", "U8"), ("item", "i8"), ("version", "i8"),
                    ("staleness", "i8"), ("age", "f8"), ("reuse", "i4"), ("occupancy", "i4"), ("bytes", "i8")])
 
 
@@ -114,7 +115,7 @@ class Trace:
                 s = open_starts.pop(w)
                 events.append({"ph": "X", "name": f"update {r[4]}", "pid": 0, "tid": w, "ts": s[0] * time_unit,
                                "dur": (t - s[0]) * time_unit, "args": {"item": s[3], "staleness": s[5], "age": s[6], "reuse": s[7]}})
-            elif action in ("send", "evict", "block", "unblock"):
+            elif action in ("forward", "send", "evict", "block", "unblock"):
                 events.append({"ph": "i", "s": "t", "name": action, "pid": 0, "tid": w, "ts": t * time_unit, "args": {"item": r[3], "bytes": r[9]}})
         Path(path).write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}))
 

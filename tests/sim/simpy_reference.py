@@ -14,7 +14,8 @@ import simpy
 
 
 def run_reference(mode: str, compute: list[list[float]], latency: list[list[float]], *, capacity: int | None = None,
-                  policy: str = "least_used", max_reuse: int | None = None) -> list[list[float]]:
+                  policy: str = "least_used", max_reuse: int | None = None, transfer: float = 0.0) -> list[list[float]]:
+    """`transfer`: seconds a link is occupied per item (bytes / bandwidth); links send one item at a time."""
     k, steps = len(compute), len(compute[0])
     env = simpy.Environment()
     finishes: list[list[float]] = [[] for _ in range(k)]
@@ -24,6 +25,7 @@ def run_reference(mode: str, compute: list[list[float]], latency: list[list[floa
     slots = [simpy.Container(env, init=capacity, capacity=capacity) if capacity else None for _ in range(k)]
     buffers: list[list[list]] = [[] for _ in range(k)]  # async: [id, version, birth, reuse], oldest first
     wakeups = [env.event() for _ in range(k)]
+    links = [simpy.Resource(env, capacity=1) for _ in range(k)]
     counter = [0]
 
     def deliver(j: int, item: list, arrival: float):
@@ -37,10 +39,16 @@ def run_reference(mode: str, compute: list[list[float]], latency: list[list[floa
             if not wakeups[j].triggered:
                 wakeups[j].succeed()
 
-    def send(j: int, item: list, n: int):
+    def transmit(j: int, item: list, n: int):
+        with links[j].request() as slot:
+            yield slot
+            yield env.timeout(transfer)
         arrival = max(link_free[j], env.now + latency[j][n])
         link_free[j] = arrival
-        env.process(deliver(j + 1, item, arrival))
+        yield from deliver(j + 1, item, arrival)
+
+    def send(j: int, item: list, n: int):
+        env.process(transmit(j, item, n))
 
     def pick(j: int) -> list:
         items = buffers[j]

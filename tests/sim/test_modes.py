@@ -115,3 +115,25 @@ def test_metrics_add_up():
         assert 0 < w["utilization"] <= 1 and w["idle_fraction"] == pytest.approx(1 - w["utilization"])
         assert w["occupancy_mean"] <= w["occupancy_max"] <= 4
     assert m["workers"][2]["reuse"]["mean"] > 1  # the slow producer starves module 2: it reuses items
+
+
+def test_paper_mode_finished_modules_keep_forwarding():
+    """A module past its budget stops updating but still passes items on, so the modules after
+    it keep receiving fresh items (the authors' epoch limit)."""
+    spec = spec_from_dict({"mode": "paper", "workers": 3, "steps": 200, "capacity": 4, "compute": 1.0, "slowdown": [1.0, 1.0, 3.0]})
+    result = simulate(spec)
+    assert result.updates == [200, 200, 200]
+    rows = result.trace.to_array()
+    forwards = rows[rows["action"] == "forward"]
+    assert len(forwards) > 0 and set(forwards["worker"]) <= {0, 1}
+    last_update = {j: finishes(result.trace, j)["time"][-1] for j in range(3)}
+    assert (forwards["time"] > np.array([last_update[w] for w in forwards["worker"]])).all()  # only after its budget
+    late = rows[(rows["worker"] == 2) & (rows["action"] == "start") & (rows["time"] > last_update[1])]
+    assert late["age"].max() < 100  # module 2 still consumes recent items after module 1 stopped updating
+
+
+def test_slow_link_serialises_transfers():
+    """Items of 1 MB over 1 MB/s take 1 s each on the link: the link, not compute, sets the pace."""
+    spec = spec_from_dict({"mode": "sync", "workers": 2, "steps": 50, "compute": 0.1, "payload_bytes": 1_000_000, "bandwidth": 1e6})
+    result = simulate(spec)
+    assert result.makespan == pytest.approx(0.1 + 50 * 1.0 + 0.1)
