@@ -12,9 +12,9 @@ Two ways to write a model:
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import math
+from heapq import heappop, heappush
 from typing import Any, Callable, Generator
 
 from dglsim.errors import InvalidArgument
@@ -43,23 +43,26 @@ class Signal:
 
 
 class Environment:
+    __slots__ = ("now", "_heap", "_next_seq", "processed")
+
     def __init__(self, start: float = 0.0) -> None:
         self.now = float(start)
         self._heap: list[tuple[float, int, int, Callable, tuple]] = []
-        self._seq = itertools.count()
+        self._next_seq = itertools.count().__next__
         self.processed = 0  # events run so far
 
     def schedule(self, delay: float, fn: Callable, *args: Any, priority: int = NORMAL) -> None:
         """Run fn(*args) at now + delay."""
+        # The hot path of every model: one comparison, one push.
         if not delay >= 0.0:  # also rejects NaN
             raise InvalidArgument(f"'delay' of Environment.schedule must be a real >= 0, got {delay!r}")
-        heapq.heappush(self._heap, (self.now + delay, priority, next(self._seq), fn, args))
+        heappush(self._heap, (self.now + delay, priority, self._next_seq(), fn, args))
 
     def schedule_at(self, time: float, fn: Callable, *args: Any, priority: int = NORMAL) -> None:
         """Run fn(*args) at absolute `time` (>= now); exact, with no now + (time - now) rounding."""
         if not time >= self.now:
             raise InvalidArgument(f"'time' of Environment.schedule_at must be >= now ({self.now!r}), got {time!r}")
-        heapq.heappush(self._heap, (time, priority, next(self._seq), fn, args))
+        heappush(self._heap, (time, priority, self._next_seq(), fn, args))
 
     def signal(self) -> Signal:
         return Signal(self)
@@ -88,11 +91,18 @@ class Environment:
     def run(self, until: float = math.inf) -> None:
         """Run events in order until none are left or the next is later than `until`
         (then the clock stops at `until`)."""
-        heap, pop = self._heap, heapq.heappop
-        while heap and heap[0][0] <= until:
-            t, _, _, fn, args = pop(heap)
-            self.now = t
-            fn(*args)
-            self.processed += 1
-        if until != math.inf:
-            self.now = max(self.now, until)
+        heap, n = self._heap, 0
+        try:
+            if until == math.inf:
+                while heap:
+                    self.now, _, _, fn, args = heappop(heap)
+                    fn(*args)
+                    n += 1
+            else:
+                while heap and heap[0][0] <= until:
+                    self.now, _, _, fn, args = heappop(heap)
+                    fn(*args)
+                    n += 1
+                self.now = max(self.now, until)
+        finally:
+            self.processed += n
