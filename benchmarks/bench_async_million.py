@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import finish_report  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
@@ -44,9 +46,7 @@ def main() -> None:
     summary |= {"updates": runs[0]["updates"], "rows": runs[0]["rows"]}
     print(f"{summary['updates']:,} updates (K=8 async), {summary['rows']:,} trace rows: simulate {summary['simulate_s']:.2f} s, "
           f"with metrics {summary['total_s']:.2f} s, {summary['updates'] / summary['simulate_s'] / 1e6:.2f} M updates/s, peak RSS {summary['peak_rss_mb']:.0f} MB")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"benchmark": "async_million", "runs": runs, "median": summary}, indent=2))
+    finish_report({"benchmark": "async_million", "runs": runs, "median": summary}, args.json)
 
 
 if __name__ == "__main__":

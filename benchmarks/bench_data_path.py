@@ -11,14 +11,13 @@ in one process on the same device.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import paired_ratio  # noqa: E402
+from timing import finish_report, paired_ratio  # noqa: E402
 
 
 def main() -> None:
@@ -61,10 +60,7 @@ def main() -> None:
           f"(IQR {r['ratio_q1']:.1f}-{r['ratio_q3']:.1f})")
     report = {"benchmark": "data_path", "batch": args.batch, "result": r | {"delivered_img_s": delivered, "consumed_img_s": consumed},
               "provenance": provenance(torch.device("cpu"))}
-    print(f"allocator: {report['provenance']['allocator']}, threads: {report['provenance']['torch_threads']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+    finish_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ unbounded queues: engine time / fast-path time (goal >= 20).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections import deque
 from pathlib import Path
@@ -25,7 +24,7 @@ import simpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import paired_ratio  # noqa: E402
+from timing import finish_report, paired_ratio  # noqa: E402
 
 from dglsim.engine import Environment  # noqa: E402
 from dglsim.sim import simulate, spec_from_dict, sync_fast  # noqa: E402
@@ -125,9 +124,7 @@ def main() -> None:
     r = paired_ratio(lambda: engine_tandem(services), lambda: sync_fast(spec), rounds=args.rounds, warmup=1)
     results["fastpath_vs_engine_tandem"] = r
     print(f"sync fast path vs plain engine tandem: {r['ratio_median']:.0f}x (IQR {r['ratio_q1']:.0f}-{r['ratio_q3']:.0f})")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"benchmark": "engine", "k": k, "items": n, "results": results}, indent=2))
+    finish_report({"benchmark": "engine", "k": k, "items": n, "results": results}, args.json)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,12 @@ Like the study runner, it re-executes itself with tcmalloc preloaded when availa
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import paired_ratio  # noqa: E402
+from timing import finish_report, paired_ratio  # noqa: E402
 
 
 def main() -> None:
@@ -54,10 +53,7 @@ def main() -> None:
         print(f"{name:40s} DGL/backprop = {r['ratio_median']:.3f} (IQR {r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}; "
               f"{r['numerator_s_median'] * 1e3:.0f} vs {r['denominator_s_median'] * 1e3:.0f} ms/step)")
     report = {"benchmark": "step_ratio", "batch": args.batch, "results": results, "provenance": provenance(torch.device("cpu"))}
-    print(f"allocator: {report['provenance']['allocator']}, threads: {report['provenance']['torch_threads']}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+    finish_report(report, args.json)
 
 
 if __name__ == "__main__":

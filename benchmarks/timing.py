@@ -4,8 +4,10 @@ both sides of a round alike, so the ratio is stable where absolute times are not
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 
@@ -29,3 +31,13 @@ def paired_ratio(numerator: Callable[[], None], denominator: Callable[[], None],
     q1, median, q3 = statistics.quantiles(ratios, n=4)
     return {"ratio_median": median, "ratio_q1": q1, "ratio_q3": q3, "rounds": rounds,
             "numerator_s_median": statistics.median(num_times), "denominator_s_median": statistics.median(den_times)}
+
+
+def finish_report(report: dict, path: Path | None) -> None:
+    """Print the run's allocator and threads (they move the absolute times) and save the report as JSON."""
+    prov = report.get("provenance", {})
+    if prov:
+        print(f"allocator: {prov['allocator']}, threads: {prov['torch_threads']}")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2))

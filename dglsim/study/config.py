@@ -45,26 +45,26 @@ class RunConfig:
     subset_seed: int = 0  # which subset; fixed across seeds so seeds vary only the training
     augment: bool = True
     device: str = "auto"  # "auto": cuda when available, else cpu
-    # network (NetworkSpec)
-    arch: str = "authors_cnn"
-    k: int = 6
-    width: int | None = None
-    depth: int | None = None
-    splits: tuple[int, ...] | None = None
-    head: str = "mlp_sr"
-    head_width: int | None = None
-    classes: int = 10
-    input_shape: tuple[int, int, int] = (3, 32, 32)
-    # training (TrainConfig / OptimConfig)
-    epochs: int = 50
-    batch_size: int = 128
-    eval_every: int = 1
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_decay: float = 0.2
-    lr_decay_every: int = 15
-    nesterov: bool = False
+    # network (NetworkSpec) and training (TrainConfig / OptimConfig): flat, so that every key
+    # can be set with --set key=value; the defaults are those of the parts.
+    arch: str = NetworkSpec.arch
+    k: int = NetworkSpec.k
+    width: int | None = NetworkSpec.width
+    depth: int | None = NetworkSpec.depth
+    splits: tuple[int, ...] | None = NetworkSpec.splits
+    head: str = NetworkSpec.head
+    head_width: int | None = NetworkSpec.head_width
+    classes: int = NetworkSpec.classes
+    input_shape: tuple[int, int, int] = NetworkSpec.input_shape
+    epochs: int = TrainConfig.epochs
+    batch_size: int = TrainConfig.batch_size
+    eval_every: int = TrainConfig.eval_every
+    lr: float = OptimConfig.lr
+    momentum: float = OptimConfig.momentum
+    weight_decay: float = OptimConfig.weight_decay
+    lr_decay: float = OptimConfig.lr_decay
+    lr_decay_every: int = OptimConfig.lr_decay_every
+    nesterov: bool = OptimConfig.nesterov
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "method": one_of(METHODS),

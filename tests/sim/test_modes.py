@@ -78,7 +78,6 @@ def test_staleness_is_producer_updates_since_production(mode):
     result = simulate(_spec(mode, capacity=3, max_reuse=3 if mode != "sync" else None, slowdown=[1.0, 2.0, 1.0, 1.0]))
     rows = result.trace.to_array()
     for j in range(1, 4):
-        produced = finishes(result.trace, j - 1)["time"]
         starts = rows[(rows["worker"] == j) & (rows["action"] == "start")]
         index = np.flatnonzero((rows["worker"] == j) & (rows["action"] == "start"))
         for row, at in zip(starts, index):
