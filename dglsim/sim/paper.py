@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from dglsim.buffers import Item, ReplayBuffer, make_policy
-from dglsim.sim.pipeline import Compute, SimResult, worker_streams
+from dglsim.sim.pipeline import Compute, Periodic, SimResult, worker_streams
 from dglsim.sim.spec import PipelineSpec
 from dglsim.sim.trace import Trace
 
@@ -32,7 +32,8 @@ def paper_probabilities(spec: PipelineSpec) -> np.ndarray:
     return rates / rates.sum()
 
 
-def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None, forward: Compute | None = None) -> SimResult:
+def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None, forward: Compute | None = None,
+                   every: Periodic | None = None) -> SimResult:
     """`compute(j, item)` runs an update and returns the output payload; `forward(j, item)` runs
     a finished module's forward pass only."""
     k = spec.k
@@ -91,6 +92,8 @@ def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None, forwar
         for j in np.searchsorted(cumulative, rng.random(1024), side="right").tolist():  # picks drawn in blocks
             step(t, j)
             t += 1
+            if every is not None and t % every[0] < 1:
+                every[1](float(t))
             if not unfinished[0]:
                 break
     return SimResult(spec, trace, list(version), float(t), t)

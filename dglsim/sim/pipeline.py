@@ -17,6 +17,8 @@ Each worker stops after `steps` updates. The run ends when no event is left.
 
 Training plugs in through `compute(worker, item) -> payload`: called when an update starts,
 its return value is the payload of the output item sent on. The simulator knows nothing of it.
+`every = (interval, callback)` calls callback(now) at each multiple of `interval` of simulated
+time while the run goes on (training uses it to evaluate).
 """
 
 from __future__ import annotations
@@ -71,9 +73,12 @@ def worker_streams(spec: PipelineSpec) -> WorkerStreams:
     )
 
 
+Periodic = tuple[float, Callable[[float], None]]
+
+
 class _Pipeline:
-    def __init__(self, spec: PipelineSpec, compute: Compute | None) -> None:
-        self.spec, self.k, self.compute = spec, spec.k, compute
+    def __init__(self, spec: PipelineSpec, compute: Compute | None, every: Periodic | None) -> None:
+        self.spec, self.k, self.compute, self.every = spec, spec.k, compute, every
         self.env = Environment()
         self.streams = worker_streams(spec)
         self.transfer = [spec.link_delay(j)[1] for j in range(self.k - 1)]
@@ -181,7 +186,15 @@ class _Pipeline:
         self.record((now, j, "arrive", item.id, item.version, 0, 0.0, item.reuse, len(inputs), 0))
         self._try_start(j)
 
+    def _tick(self, n: int) -> None:
+        interval, callback = self.every
+        callback(self.env.now)
+        if self.env.peek() < float("inf"):  # only while other events remain
+            self.env.schedule_at((n + 1) * interval, self._tick, n + 1)
+
     def run(self) -> SimResult:
+        if self.every is not None:
+            self.env.schedule_at(self.every[0], self._tick, 1)
         if self.streams.arrival is not None:
             self.env.schedule(self.streams.arrival(), self._arrival)
         for j in range(self.k):
@@ -190,10 +203,16 @@ class _Pipeline:
         return SimResult(self.spec, self.trace, list(self.version), self.env.now, self.env.processed)
 
 
-def simulate(spec: PipelineSpec, *, compute: Compute | None = None) -> SimResult:
-    """Run `spec` (mode sync or async) on the event engine; paper mode is `dglsim.sim.paper`."""
+def simulate(spec: PipelineSpec, *, compute: Compute | None = None, forward: Compute | None = None,
+             every: Periodic | None = None) -> SimResult:
+    """Run `spec`: sync and async modes on the event engine, paper mode in `dglsim.sim.paper`
+    (where `forward` serves modules past their budget and `every` counts global steps)."""
+    if every is not None and not every[0] > 0:
+        from dglsim.errors import InvalidArgument
+
+        raise InvalidArgument(f"'every' interval of simulate must be > 0, got {every[0]!r}")
     if spec.mode == "paper":
         from dglsim.sim.paper import simulate_paper
 
-        return simulate_paper(spec, compute=compute)
-    return _Pipeline(spec, compute).run()
+        return simulate_paper(spec, compute=compute, forward=forward, every=every)
+    return _Pipeline(spec, compute, every).run()

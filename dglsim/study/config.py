@@ -1,8 +1,10 @@
 """Study configs: `studies/NAME.toml` -> validated, frozen RunConfigs (one per grid point and seed).
 
 A study file has a `[base]` table of run settings, a `[grid]` table whose lists are the axes
-swept, and `[profiles.smoke|default|paper]` tables that override the base. `--set key=value`
-overrides any key last. Every key is a field of `RunConfig`; an unknown key or a bad value is
+swept, an optional `[reference]` table (one extra run per seed, e.g. synchronous DGL beside an
+asynchronous sweep), and `[profiles.smoke|default|paper]` tables that override the base (a
+list for a grid key replaces that axis; `seeds` sets the profile's number of seeds).
+`--set key=value` overrides any key last. Every key is a field of `RunConfig`; an unknown key or a bad value is
 an InvalidArgument naming the key, the rule and the value, raised before any run starts.
 """
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from dglsim.constraints import Constraint, boolean, int_at_least, one_of, optional, validate_fields
+from dglsim.constraints import Constraint, boolean, int_at_least, one_of, optional, positive_real, real_in, validate_fields
 from dglsim.errors import InvalidArgument
 from dglsim.models.decoupled import NetworkSpec
 from dglsim.train.methods import METHODS, TrainConfig
@@ -28,6 +30,9 @@ __all__ = ["RunConfig", "StudySpec", "PROFILES", "load_study", "parse_assignment
 
 PROFILES = ("smoke", "default", "paper")
 DATASETS = ("cifar10", "imagenette")
+METHOD_CHOICES = (*METHODS, "simulated")  # "simulated": DGL with its updates ordered by the pipeline simulator
+PIPELINES = ("sync", "async", "paper")
+DELAY_FAMILIES = ("constant", "lognormal", "straggler")
 _NETWORK_KEYS = tuple(f.name for f in dataclasses.fields(NetworkSpec))
 _OPTIM_KEYS = tuple(f.name for f in dataclasses.fields(OptimConfig))
 _TRAIN_KEYS = ("epochs", "batch_size", "eval_every")
@@ -65,9 +70,24 @@ class RunConfig:
     lr_decay: float = OptimConfig.lr_decay
     lr_decay_every: int = OptimConfig.lr_decay_every
     nesterov: bool = OptimConfig.nesterov
+    # simulated time (method "simulated" only)
+    pipeline: str = "async"  # sync | async | paper (dglsim.sim modes)
+    buffer: int = 5  # async/paper: replay buffer size M in mini-batches; sync: queue capacity
+    policy: str = "least_used"
+    max_reuse: int | None = None
+    slowed: int = 1  # the module whose device is slowed
+    slowdown: float = 1.0  # its compute-time factor (the authors' noise n is 1 / (1 - n))
+    delay: str = "constant"  # compute-time family around each module's base time
+    jitter_cv: float = 0.2  # lognormal: coefficient of variation
+    straggler_q: float = 0.05  # straggler: probability that a step is slow
+    straggler_factor: float = 4.0  # straggler: how much slower
+    compute_time: float | None = None  # base seconds per update for every module; None: profile each module
+    latency: float = 0.0  # seconds per link transfer
+    bandwidth: float | None = None  # bytes/s of every link; None: infinite
+    evals: int = 10  # evaluations spread over the expected run (paper mode: over the expected steps)
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
-        "method": one_of(METHODS),
+        "method": one_of(METHOD_CHOICES),
         "seed": int_at_least(0),
         "dataset": one_of(DATASETS),
         "train_per_class": optional(int_at_least(1)),
@@ -75,11 +95,27 @@ class RunConfig:
         "subset_seed": int_at_least(0),
         "augment": boolean(),
         "device": Constraint("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and (v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())), ("gpu", 0)),
+        "pipeline": one_of(PIPELINES),
+        "buffer": int_at_least(1),
+        "policy": one_of(("fifo", "newest", "uniform", "least_used")),
+        "max_reuse": optional(int_at_least(1)),
+        "slowed": int_at_least(0),
+        "slowdown": positive_real(),
+        "delay": one_of(DELAY_FAMILIES),
+        "jitter_cv": positive_real(),
+        "straggler_q": real_in(0.0, 1.0),
+        "straggler_factor": Constraint("a finite real >= 1", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v < float("inf"), (0.5, "2")),
+        "compute_time": optional(positive_real()),
+        "latency": real_in(0.0, 3600.0),
+        "bandwidth": optional(positive_real()),
+        "evals": int_at_least(1),
     }
 
     def __post_init__(self) -> None:
         validate_fields(self, self.CONSTRAINTS)
         self.network_spec(), self.train_config()  # validate the parts with their own rules
+        if self.slowed >= self.k:
+            raise InvalidArgument(f"'slowed' of RunConfig must be a module index < k = {self.k}, got {self.slowed}")
 
     def network_spec(self) -> NetworkSpec:
         return NetworkSpec(**{k: getattr(self, k) for k in _NETWORK_KEYS})
@@ -130,14 +166,17 @@ class StudySpec:
     profiles: dict[str, dict[str, Any]]
     seeds: int
     path: Path
+    reference: dict[str, Any] | None = None  # settings of one extra run per seed, outside the grid
 
     def settings(self, profile: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
         """(fixed settings, grid axes) after the profile and the overrides."""
         if profile not in PROFILES:
             raise InvalidArgument(f"'--profile' must be one of {list(PROFILES)}, got {profile!r}")
-        fixed = {**self.base, **self.profiles.get(profile, {})}
+        fixed = dict(self.base)
         grid = {k: list(v) for k, v in self.grid.items()}
-        for key, value in overrides.items():
+        # A profile or an override that sets a grid key replaces that axis (a list) or fixes it.
+        profile_settings = {k: v for k, v in self.profiles.get(profile, {}).items() if k != "seeds"}
+        for key, value in [*profile_settings.items(), *overrides.items()]:
             if key in grid:
                 grid[key] = value if isinstance(value, list) else [value]
             else:
@@ -146,16 +185,22 @@ class StudySpec:
 
     def runs(self, profile: str, overrides: dict[str, Any], seeds: int | None = None) -> list[RunConfig]:
         """Every run of the study: the grid's product times the seeds, validated."""
-        seeds = self.seeds if seeds is None else seeds
+        if seeds is None:  # a profile may set its own number of seeds
+            seeds = self.profiles.get(profile, {}).get("seeds", self.seeds)
         if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
             raise InvalidArgument(f"'--seeds' must be an int >= 1, got {seeds!r}")
         fixed, grid = self.settings(profile, overrides)
         axes = list(grid)
+        where = f"{self.path.name} (profile {profile})"
+        points = [dict(zip(axes, point)) for point in itertools.product(*(grid[a] for a in axes))]
+        if self.reference is not None:
+            points.append({a: grid[a][0] for a in axes} | self.reference)
         runs = []
-        for point in itertools.product(*(grid[a] for a in axes)):
+        for point in points:
             for seed in range(seeds):
-                values = {**fixed, **dict(zip(axes, point)), "seed": seed}
-                runs.append(RunConfig.from_dict(values, where=f"{self.path.name} (profile {profile})"))
+                run = RunConfig.from_dict({**fixed, **point, "seed": seed}, where=where)
+                if run not in runs:  # a reference equal to a grid point runs once
+                    runs.append(run)
         return runs
 
 
@@ -178,7 +223,7 @@ def load_study(name: str) -> StudySpec:
         raise InvalidArgument(f"study {name!r} not found: no {path}; known studies: {', '.join(list_studies()) or 'none'}")
     with open(path, "rb") as f:
         doc = tomllib.load(f)
-    known = {"description", "seeds", "base", "grid", "profiles"}
+    known = {"description", "seeds", "base", "grid", "profiles", "reference"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise InvalidArgument(f"unknown table or key {unknown[0]!r} in {path}; known: {sorted(known)}")
@@ -189,4 +234,4 @@ def load_study(name: str) -> StudySpec:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise InvalidArgument(f"grid axis {key!r} in {path} must be a non-empty list, got {values!r}")
-    return StudySpec(name, doc.get("description", ""), doc.get("base", {}), grid, doc.get("profiles", {}), doc.get("seeds", 1), path)
+    return StudySpec(name, doc.get("description", ""), doc.get("base", {}), grid, doc.get("profiles", {}), doc.get("seeds", 1), path, doc.get("reference"))

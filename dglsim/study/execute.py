@@ -13,7 +13,7 @@ from dglsim.errors import InvalidArgument
 from dglsim.models import build_network, summarize
 from dglsim.study.config import RunConfig
 from dglsim.study.provenance import provenance
-from dglsim.train import total_steps, train
+from dglsim.train import METHODS, total_steps, train
 
 __all__ = ["execute_run", "resolve_device", "run_data"]
 
@@ -61,7 +61,8 @@ def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None =
     tcfg = cfg.train_config()
     train_loader = BatchLoader(train_set, tcfg.batch_size, shuffle=True, augment=cfg.augment, seed=cfg.seed, drop_last=True)
     test_loader = BatchLoader(test_set, 500, shuffle=False, augment=False)
-    total = total_steps(cfg.method, net.k, len(train_loader), tcfg)
+    # A simulated run makes the updates of synchronous DGL (every module, every batch, every epoch).
+    total = total_steps(cfg.method if cfg.method in METHODS else "dgl", net.k, len(train_loader), tcfg) * (net.k if cfg.method == "simulated" else 1)
     done = 0
 
     def progress(n: int) -> None:
@@ -70,10 +71,18 @@ def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None =
         if on_steps is not None:
             on_steps(done, total)
 
-    rows = train(cfg.method, net, train_loader, test_loader, tcfg, progress=progress)
+    extra: dict = {}
+    if cfg.method == "simulated":
+        from dglsim.study.simulated import run_simulated
+
+        rows, extra = run_simulated(cfg, net, train_loader, test_loader, progress)
+    else:
+        rows = train(cfg.method, net, train_loader, test_loader, tcfg, progress=progress)
     modules = [
         {"module": m.module, "params": m.stage_params, "head_params": m.head_params, "macs": m.stage_macs, "head_macs": m.head_macs, "head_share": m.head_share}
         for m in summarize(net)
     ]
     prov = provenance(device) | {"data": {"source": train_set.source, "notes": list(train_set.notes), "train": len(train_set), "test": len(test_set)}}
+    if extra:
+        prov["simulation"] = extra
     return {"rows": rows, "provenance": prov, "wall_s": time.perf_counter() - start, "modules": modules}

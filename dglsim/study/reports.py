@@ -30,7 +30,13 @@ def learning_curves_report(results: pd.DataFrame, out: Path, caption: str) -> li
     return written + [out / "final_accuracy.csv", tex]
 
 
-REPORTS: dict[str, Report] = {"sync_baselines": learning_curves_report}
+def _sweep_reports() -> dict[str, Report]:
+    from dglsim.study.sweep_reports import buffer_sweep_report, delay_sweep_report
+
+    return {"delay_sweep": delay_sweep_report, "buffer_sweep": buffer_sweep_report}
+
+
+REPORTS: dict[str, Report] = {"sync_baselines": learning_curves_report, **_sweep_reports()}
 
 
 def write_report(study: str, results: pd.DataFrame, out: Path, caption: str) -> list[Path]:

@@ -136,3 +136,13 @@ def test_slow_link_serialises_transfers():
     spec = spec_from_dict({"mode": "sync", "workers": 2, "steps": 50, "compute": 0.1, "payload_bytes": 1_000_000, "bandwidth": 1e6})
     result = simulate(spec)
     assert result.makespan == pytest.approx(0.1 + 50 * 1.0 + 0.1)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "paper"])
+def test_periodic_callback_runs_at_each_interval_while_the_run_goes_on(mode):
+    calls = []
+    spec = _spec(mode, capacity=3, steps=500)
+    interval = 50.0 if mode == "paper" else 0.5
+    result = simulate(spec, every=(interval, calls.append))
+    assert calls and calls == [pytest.approx(interval * (i + 1)) for i in range(len(calls))]
+    assert calls[-1] <= result.makespan + interval

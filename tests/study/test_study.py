@@ -27,7 +27,7 @@ def test_list_names_the_studies():
 @pytest.mark.parametrize(("args", "message"), [
     (["--set", "k=0"], "'k' of NetworkSpec must be an int >= 1, got 0"),
     (["--set", "lr=-1.0"], "'lr' of OptimConfig must be a finite real > 0, got -1.0"),
-    (["--set", "method=sgd"], "'method' of RunConfig must be one of ['dgl', 'greedy', 'backprop'], got 'sgd'"),
+    (["--set", "method=sgd"], "'method' of RunConfig must be one of ['dgl', 'greedy', 'backprop', 'simulated'], got 'sgd'"),
     (["--set", "widht=32"], "unknown key 'widht'"),
     (["--set", "width"], "'--set' must be key=value, got 'width'"),
     (["--seeds", "0"], "'--seeds' must be an int >= 1, got 0"),
@@ -104,3 +104,33 @@ def test_parallel_jobs_store_the_same_results_as_serial(tmp_path, cifar10):
     a = serial.store.results().sort_values(["key", "metric", "epoch", "module"]).reset_index(drop=True)
     b = parallel.store.results().sort_values(["key", "metric", "epoch", "module"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_reference_runs_and_profile_axes_and_seeds():
+    spec = load_study("delay_sweep")
+    runs = spec.runs("smoke", {})
+    asyn = [r for r in runs if r.pipeline == "async"]
+    assert sorted({r.slowdown for r in asyn}) == [1.0, 2.0] and {r.buffer for r in asyn} == {1, 5}  # the profile's axes
+    sync = [r for r in runs if r.pipeline == "sync"]
+    assert len(sync) == 1 and sync[0].slowdown == 1.0  # one reference run per seed (the smoke profile has 1)
+    assert len(spec.runs("default", {})) == 7 * 3 + 1
+
+
+def test_slowed_module_must_exist():
+    with pytest.raises(InvalidArgument, match="'slowed' of RunConfig must be a module index < k = 3, got 3"):
+        RunConfig(k=3, slowed=3)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("study", ["delay_sweep", "buffer_sweep"])
+def test_async_study_smoke_profiles_write_their_figures(tmp_path, cifar10, study):
+    assert main([study, "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
+    figures = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
+    assert figures and all((tmp_path / "figures" / f).stat().st_size > 0 for f in figures)
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert set(results["pipeline"]) == {"async", "sync"}
+    assert {"test_accuracy", "staleness_mean", "staleness_count", "buffer_bytes", "makespan", "train_loss"} <= set(results["metric"])
+    assert (results[results["metric"] == "staleness_max"]["value"] >= 0).all()
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        prov = db.execute("SELECT provenance FROM runs LIMIT 1").fetchone()[0]
+    assert "compute_profile_s" in prov and "buffer_bytes" in prov

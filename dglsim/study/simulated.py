@@ -1,0 +1,83 @@
+"""A study run of method "simulated": RunConfig -> pipeline spec -> DGL trained in simulated time -> tidy rows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dglsim.data.loader import BatchLoader
+from dglsim.delays import Constant, Straggler, lognormal
+from dglsim.models.decoupled import DecoupledNet
+from dglsim.sim import PipelineSpec, paper_probabilities
+from dglsim.study.config import RunConfig
+from dglsim.train.simulated import batch_payload_bytes, profile_modules, train_simulated
+
+__all__ = ["pipeline_spec", "run_simulated"]
+
+
+def _compute_model(cfg: RunConfig, base: float):
+    if cfg.delay == "constant":
+        return Constant(base)
+    if cfg.delay == "lognormal":
+        return lognormal(base, cfg.jitter_cv)
+    return Straggler(Constant(base), cfg.straggler_q, cfg.straggler_factor)
+
+
+def pipeline_spec(cfg: RunConfig, base_times: list[float], item_bytes: list[int], steps: int) -> PipelineSpec:
+    """The simulated cluster of `cfg`: module j computes for base_times[j] (times the slowdown on
+    module `slowed`, around the delay family), links carry item_bytes[j] at `bandwidth` after `latency`."""
+    k = cfg.k
+    slowdown = tuple(cfg.slowdown if j == cfg.slowed else 1.0 for j in range(k))
+    return PipelineSpec(
+        mode=cfg.pipeline, workers=k, steps=steps, seed=cfg.seed,
+        capacity=cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse,
+        compute=tuple(_compute_model(cfg, t) for t in base_times), slowdown=slowdown,
+        latency=tuple(Constant(cfg.latency) for _ in range(k - 1)),
+        bandwidth=cfg.bandwidth if cfg.bandwidth is not None else float("inf"),
+        payload_bytes=tuple(item_bytes[: k - 1]),
+    )
+
+
+def _expected_length(spec: PipelineSpec) -> float:
+    """Rough length of the run, to spread the evaluations: simulated seconds of the slowest
+    module, or global steps until the least-picked module is done (paper mode)."""
+    if spec.mode == "paper":
+        return spec.steps / float(paper_probabilities(spec).min())
+    return spec.steps * max(spec.compute_model(j).mean for j in range(spec.k))
+
+
+def _distribution_rows(updates: dict[str, np.ndarray], k: int) -> list[dict]:
+    rows = []
+    for j in range(k):
+        mine = updates["module"] == j
+        for name in ("staleness", "age", "reuse"):
+            values = updates[name][mine].astype(float)
+            if values.size:
+                stats = {"mean": values.mean(), "max": values.max(), "p50": np.quantile(values, 0.5), "p90": np.quantile(values, 0.9)}
+                rows += [{"module": j, "metric": f"{name}_{s}", "value": float(v)} for s, v in stats.items()]
+        values, counts = np.unique(updates["staleness"][mine], return_counts=True)
+        rows += [{"module": j, "metric": "staleness_count", "staleness": int(v), "value": int(c)} for v, c in zip(values, counts)]
+    return rows
+
+
+def _loss_rows(updates: dict[str, np.ndarray], k: int, per_epoch: int) -> list[dict]:
+    rows = []
+    for j in range(k):
+        losses = updates["loss"][updates["module"] == j]
+        for epoch in range(len(losses) // per_epoch):
+            rows.append({"epoch": epoch + 1, "module": j, "metric": "train_loss", "value": float(losses[epoch * per_epoch : (epoch + 1) * per_epoch].mean())})
+    return rows
+
+
+def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: BatchLoader, progress=None) -> tuple[list[dict], dict]:
+    """Train `net` under `cfg`'s simulated cluster; returns (tidy rows, provenance additions)."""
+    tcfg = cfg.train_config()
+    base = profile_modules(net, tcfg.batch_size) if cfg.compute_time is None else [cfg.compute_time] * net.k
+    item_bytes = batch_payload_bytes(net, tcfg.batch_size)
+    spec = pipeline_spec(cfg, base, item_bytes, tcfg.epochs * len(train))
+    run = train_simulated(net, train, test, tcfg, spec, eval_interval=_expected_length(spec) / cfg.evals, progress=progress)
+    rows = run.rows + _distribution_rows(run.updates, net.k) + _loss_rows(run.updates, net.k, len(train))
+    rows.append({"metric": "makespan", "value": run.result.makespan})
+    rows += [{"module": j, "metric": "buffer_bytes", "value": b} for j, b in enumerate(run.buffer_bytes)]
+    extra = {"compute_profile_s": base, "compute_source": "profile" if cfg.compute_time is None else "config",
+             "buffer_bytes": run.buffer_bytes, "item_bytes": run.item_bytes, "updates": run.result.updates, "makespan": run.result.makespan}
+    return rows, extra

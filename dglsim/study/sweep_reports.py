@@ -1,0 +1,92 @@
+"""Reports of the asynchronous studies (delay_sweep, buffer_sweep), from tidy results only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from dglsim.study.figures import latex_table, save_figure
+
+
+def _final_accuracy(results: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Last-module test accuracy at the end of each run (the last evaluation)."""
+    acc = results[(results["metric"] == "test_accuracy") & (results["module"] == results["k"] - 1)]
+    last = acc[acc["time"] == acc.groupby("key")["time"].transform("max")]
+    return last[["key", *by, "value"]].rename(columns={"value": "accuracy"})
+
+
+def _reference_line(ax: plt.Axes, final: pd.DataFrame) -> None:
+    sync = final[final["pipeline"] == "sync"]
+    if not sync.empty:
+        mean = sync["accuracy"].mean()
+        ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"sync DGL ({mean:.3f})")
+
+
+def delay_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
+    written: list[Path] = []
+    final = _final_accuracy(results, ["pipeline", "slowdown", "slowed", "buffer", "seed"])
+    asyn = final[final["pipeline"] != "sync"]
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    sns.lineplot(data=asyn, x="slowdown", y="accuracy", hue="buffer", style="slowed", markers=True, errorbar=("ci", 95),
+                 n_boot=1000, seed=0, palette="viridis", ax=ax)
+    _reference_line(ax, final)
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(asyn["slowdown"].unique()), labels=[f"{s:g}" for s in sorted(asyn["slowdown"].unique())], minor=False)
+    ax.set_xlabel("slowdown of the slowed module")
+    ax.set_ylabel("final test accuracy, last module")
+    ax.legend(fontsize=7)
+    fig.suptitle(caption, fontsize=7)
+    written += save_figure(fig, out / "figures" / "accuracy_vs_slowdown")
+
+    curves = results[(results["metric"] == "test_accuracy") & (results["module"] == results["k"] - 1)]
+    curves = curves[curves["pipeline"] != "sync"]
+    grid = sns.relplot(data=curves, x="time", y="value", hue="slowdown", col="buffer", kind="line", palette="rocket_r",
+                       errorbar=None, marker="o", height=3.2, aspect=1.1, facet_kws={"sharex": False})
+    grid.set_axis_labels("simulated wall-clock (s)", "test accuracy, last module")
+    grid.figure.suptitle(caption, fontsize=7, y=1.04)
+    written += save_figure(grid.figure, out / "figures" / "accuracy_vs_wallclock")
+
+    counts = results[results["metric"] == "staleness_count"].copy()
+    consumer = counts[(counts["module"] == counts["slowed"] + 1) & (counts["pipeline"] != "sync")]
+    if not consumer.empty:
+        grid = sns.relplot(data=consumer, x="staleness", y="value", hue="slowdown", col="buffer", kind="line", palette="rocket_r",
+                           estimator="mean", errorbar=None, marker="o", height=3.2, aspect=1.1, facet_kws={"sharey": False})
+        grid.set_axis_labels("staleness of consumed items (producer updates since production)", "updates")
+        grid.figure.suptitle(caption + "; the module after the slowed one", fontsize=7, y=1.04)
+        written += save_figure(grid.figure, out / "figures" / "staleness")
+
+    table = asyn.groupby(["slowdown", "buffer"])["accuracy"].agg(["mean", "std", "count"]).reset_index()
+    table.to_csv(out / "final_accuracy.csv", index=False)
+    tex = out / "final_accuracy.tex"
+    tex.write_text(latex_table(table, row="slowdown", col="buffer", caption="Final last-module test accuracy (\\%) of asynchronous DGL. " + caption, label="tab:delay-sweep"))
+    return written + [out / "final_accuracy.csv", tex]
+
+
+def buffer_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
+    written: list[Path] = []
+    final = _final_accuracy(results, ["pipeline", "buffer", "policy", "seed"])
+    asyn = final[final["pipeline"] != "sync"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    sns.lineplot(data=asyn, x="buffer", y="accuracy", hue="policy", marker="o", errorbar=("ci", 95), n_boot=1000, seed=0, ax=axes[0])
+    _reference_line(axes[0], final)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("buffer size M (mini-batches)")
+    axes[0].set_ylabel("final test accuracy, last module")
+    axes[0].legend(fontsize=7)
+    stale = results[(results["metric"] == "staleness_mean") & (results["pipeline"] != "sync") & (results["module"] > 0)]
+    sns.lineplot(data=stale, x="buffer", y="value", hue="policy", style="module", marker="o", errorbar=None, ax=axes[1])
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("buffer size M (mini-batches)")
+    axes[1].set_ylabel("mean staleness of consumed items")
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.suptitle(caption, fontsize=7)
+    written += save_figure(fig, out / "figures" / "accuracy_and_staleness_vs_buffer")
+    table = asyn.groupby(["policy", "buffer"])["accuracy"].agg(["mean", "std", "count"]).reset_index()
+    table.to_csv(out / "final_accuracy.csv", index=False)
+    tex = out / "final_accuracy.tex"
+    tex.write_text(latex_table(table, row="policy", col="buffer", caption="Final last-module test accuracy (\\%) of asynchronous DGL by buffer size and policy. " + caption, label="tab:buffer-sweep"))
+    return written + [out / "final_accuracy.csv", tex]
