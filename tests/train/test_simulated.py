@@ -56,7 +56,6 @@ def test_paper_mode_semantics():
     its own epochs, and a module past its epochs stops updating but keeps forwarding."""
     net = build_network(NET, seed=4)
     spec = _spec("paper", capacity=2, max_reuse=3, slowdown=[1.0, 1.0, 2.0])
-    snapshots = {}
     run = train_simulated(net, *_loaders(), CFG, spec)
     up = run.updates
     assert up["module"][:6].tolist() == [0, 0, 1, 1, 2, 2]
@@ -110,7 +109,6 @@ def test_slowed_module_with_empty_buffer_never_trains_on_unreceived_data():
     """Module 0 slowed 5x, buffers of 1: modules 1 and 2 wait for data and each input they train on
     is an output their producer actually sent, after it arrived."""
     net = build_network(NET, seed=7)
-    sent, consumed = {}, []
     run = train_simulated(net, *_loaders(), CFG, _spec("async", capacity=1, slowdown=[5.0, 1.0, 1.0]))
     rows = run.result.trace.to_array()
     for j in (1, 2):
