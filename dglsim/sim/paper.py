@@ -7,7 +7,7 @@ proportional to 1 / slowdown_j, so `slowdown = 1 / (1 - noise)` reproduces their
 Warm-up follows their order 0, 0, 1, 1, ..., K-1, K-1 so every buffer holds items before the
 random steps begin.
 
-The trace's time column is the global step index. As in the authors' experiment, a module
+The trace's time column is the global step index; the makespan is the number of global steps. As in the authors' experiment, a module
 that has done its `steps` updates stops updating but keeps forwarding: when picked it takes
 an item and sends its output on ("forward" rows), so the modules after it are not starved.
 A picked module whose buffer is empty does nothing that step. The run ends when every module

@@ -187,10 +187,11 @@ class _Pipeline:
         self._try_start(j)
 
     def _tick(self, n: int) -> None:
+        if self.env.peek() == float("inf"):  # the run is over: no tick past its last event
+            return
         interval, callback = self.every
         callback(self.env.now)
-        if self.env.peek() < float("inf"):  # only while other events remain
-            self.env.schedule_at((n + 1) * interval, self._tick, n + 1)
+        self.env.schedule_at((n + 1) * interval, self._tick, n + 1)
 
     def run(self) -> SimResult:
         if self.every is not None:
@@ -200,7 +201,9 @@ class _Pipeline:
         for j in range(self.k):
             self.env.schedule(0.0, self._try_start, j)
         self.env.run()
-        return SimResult(self.spec, self.trace, list(self.version), self.env.now, self.env.processed)
+        # The makespan is the last event of the pipeline itself (a periodic tick is not one).
+        makespan = self.trace.rows[-1][0] if self.trace.rows else 0.0
+        return SimResult(self.spec, self.trace, list(self.version), makespan, self.env.processed)
 
 
 def simulate(spec: PipelineSpec, *, compute: Compute | None = None, forward: Compute | None = None,

@@ -78,6 +78,7 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
     rows = run.rows + _distribution_rows(run.updates, net.k) + _loss_rows(run.updates, net.k, len(train))
     rows.append({"metric": "makespan", "value": run.result.makespan})
     rows += [{"module": j, "metric": "buffer_bytes", "value": b} for j, b in enumerate(run.buffer_bytes)]
+    rows += [{"module": j, "metric": "compute_time_s", "value": t} for j, t in enumerate(base)]
     extra = {"compute_profile_s": base, "compute_source": "profile" if cfg.compute_time is None else "config",
              "buffer_bytes": run.buffer_bytes, "item_bytes": run.item_bytes, "updates": run.result.updates, "makespan": run.result.makespan}
     return rows, extra

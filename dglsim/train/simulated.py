@@ -127,7 +127,8 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
             rows.extend({"time": t, "module": j, "module_epoch": epochs[j], "metric": metric, "value": float(v)} for j, v in enumerate(values))
 
     result = simulate(spec, compute=compute, forward=forward, every=(eval_interval, evaluate_now) if eval_interval else None)
-    evaluate_now(result.makespan)
+    if not rows or rows[-1]["time"] != result.makespan:  # the end of the run is always evaluated, once
+        evaluate_now(result.makespan)
 
     trace = result.trace.to_array()
     starts = trace[trace["action"] == "start"]  # one per update, in the order the updates ran

@@ -129,7 +129,9 @@ def test_async_study_smoke_profiles_write_their_figures(tmp_path, cifar10, study
     assert figures and all((tmp_path / "figures" / f).stat().st_size > 0 for f in figures)
     results = pd.read_csv(tmp_path / "results.csv")
     assert set(results["pipeline"]) == {"async", "sync"}
-    assert {"test_accuracy", "staleness_mean", "staleness_count", "buffer_bytes", "makespan", "train_loss"} <= set(results["metric"])
+    assert {"test_accuracy", "staleness_mean", "staleness_count", "buffer_bytes", "compute_time_s", "makespan", "train_loss"} <= set(results["metric"])
+    modules = pd.read_csv(tmp_path / "modules.csv")
+    assert (modules["buffer_MiB"][modules["module"] > 0] > 0).all() and (modules["compute_time_s"] > 0).all()
     assert (results[results["metric"] == "staleness_max"]["value"] >= 0).all()
     with sqlite3.connect(tmp_path / "results.sqlite") as db:
         prov = db.execute("SELECT provenance FROM runs LIMIT 1").fetchone()[0]

@@ -146,3 +146,14 @@ def test_profiling_times_every_module_and_leaves_the_network_untouched():
     seconds = profile_modules(net, 16, repeats=3)
     assert len(seconds) == 3 and all(s > 0 for s in seconds)
     assert torch.equal(before, _params(net))
+
+
+@pytest.mark.parametrize("mode", ["async", "paper"])
+def test_each_evaluation_time_appears_once_and_the_last_is_the_end(mode):
+    interval = 0.01 if mode == "async" else 4.0
+    run = train_simulated(build_network(NET, seed=11), *_loaders(), CFG, _spec(mode, capacity=2), eval_interval=interval)
+    last_module = [r for r in run.rows if r["metric"] == "test_accuracy" and r["module"] == 2]
+    times = [r["time"] for r in last_module]
+    assert len(times) == len(set(times)) and times[-1] == run.result.makespan
+    # event modes: the time of the last event; paper mode: the number of global steps taken
+    assert run.result.makespan == run.result.trace.rows[-1][0] + (1 if mode == "paper" else 0)
