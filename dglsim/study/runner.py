@@ -30,19 +30,19 @@ class StudyOutcome:
     store: ResultsStore
 
 
-def caption_for(spec: StudySpec, profile: str, runs: list[RunConfig]) -> str:
-    """What the figures show: the network, the data, the epochs, the seeds, and which values of
-    each swept key were run (a profile may run only part of the study's grid)."""
+def caption_for(spec: StudySpec, profile: str, runs: list[RunConfig], overrides: dict[str, Any] | None = None) -> str:
+    """What the figures show: the network, the data, the epochs, the seeds, and the values of
+    each swept key that ran (a profile or --set may run only part of the study's grid)."""
     first = runs[0]
     per_class = "all" if first.train_per_class is None else first.train_per_class
     seeds = len({r.seed for r in runs})
     caption = (f"{spec.name}, profile {profile}: {first.arch} (K={first.k}, width {first.width or 'default'}, head {first.head}), "
                f"{first.dataset} {per_class} train images per class, {first.epochs} epochs, {seeds} seed(s)")
-    swept = [f"{key} {sorted({getattr(r, key) for r in runs if r.method == first.method and (first.method != 'simulated' or r.pipeline != 'sync')})}"
-             for key in spec.grid if len(spec.grid[key]) > 1 or key in ("slowed",)]
-    ran_part = any(len({getattr(r, k) for r in runs}) < len(spec.grid[k]) for k in spec.grid)
+    _, grid = spec.settings(profile, overrides or {})
+    swept = [f"{key} {values}" for key, values in grid.items()]
     if swept:
-        caption += "; " + ", ".join(swept) + (" (part of the study's grid)" if ran_part else "")
+        partial = any(len(grid[key]) < len(spec.grid[key]) for key in grid)
+        caption += "; " + ", ".join(swept) + (" (part of the study's grid)" if partial else "")
     return caption
 
 
@@ -125,5 +125,5 @@ def run_study(
         raise
     bar.close()
     results = store.results([r.key() for r in runs])
-    outputs = write_report(spec.name, results, out, caption_for(spec, profile, runs))
+    outputs = write_report(spec.name, results, out, caption_for(spec, profile, runs, overrides))
     return StudyOutcome(runs, executed, outputs, store)

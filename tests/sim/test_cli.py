@@ -57,3 +57,11 @@ def test_payload_from_an_activation_shape(tmp_path):
     spec.write_text('mode = "sync"\nworkers = 2\nsteps = 3\ncompute = 0.1\npayload_bytes = {shape = [128, 64, 16, 16], dtype = "float16"}\n')
     metrics = json.loads(_run(spec, "--json").stdout)
     assert metrics["workers"][0]["bytes_sent"] == 3 * 128 * 64 * 16 * 16 * 2
+
+
+def test_a_timing_only_simulation_never_imports_torch():
+    code = ("import sys; from dglsim.sim import simulate, spec_from_dict, summarize_trace, sync_fast; "
+            "r = simulate(spec_from_dict({'mode': 'async', 'workers': 3, 'steps': 50, 'capacity': 2, 'compute': {'kind': 'gamma', 'mean': 0.1, 'cv': 0.3}})); "
+            "summarize_trace(r.trace, 3); print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
