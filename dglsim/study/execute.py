@@ -13,7 +13,7 @@ from dglsim.errors import InvalidArgument
 from dglsim.models import build_network, summarize
 from dglsim.study.config import RunConfig
 from dglsim.study.provenance import provenance
-from dglsim.train import METHODS, total_steps, train
+from dglsim.train import total_steps, train
 
 __all__ = ["execute_run", "resolve_device", "run_data"]
 
@@ -61,8 +61,10 @@ def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None =
     tcfg = cfg.train_config()
     train_loader = BatchLoader(train_set, tcfg.batch_size, shuffle=True, augment=cfg.augment, seed=cfg.seed, drop_last=True)
     test_loader = BatchLoader(test_set, 500, shuffle=False, augment=False)
-    # A simulated run makes the updates of synchronous DGL (every module, every batch, every epoch).
-    total = total_steps(cfg.method if cfg.method in METHODS else "dgl", net.k, len(train_loader), tcfg) * (net.k if cfg.method == "simulated" else 1)
+    if cfg.method == "simulated":  # every module makes its own epochs x batches updates
+        total = net.k * tcfg.epochs * len(train_loader)
+    else:
+        total = total_steps(cfg.method, net.k, len(train_loader), tcfg)
     done = 0
 
     def progress(n: int) -> None:
