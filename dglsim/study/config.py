@@ -81,7 +81,9 @@ class RunConfig:
     jitter_cv: float = 0.2  # lognormal: coefficient of variation
     straggler_q: float = 0.05  # straggler: probability that a step is slow
     straggler_factor: float = 4.0  # straggler: how much slower
-    compute_time: float | None = None  # base seconds per update for every module; None: profile each module
+    # Base seconds per update: one for every module, or one per module; None: profiled once per
+    # study on the present device (the runner writes the measured times in before runs start).
+    compute_time: float | tuple[float, ...] | None = None
     latency: float = 0.0  # seconds per link transfer
     bandwidth: float | None = None  # bytes/s of every link; None: infinite
     evals: int = 10  # evaluations spread over the expected run (paper mode: over the expected steps)
@@ -105,7 +107,11 @@ class RunConfig:
         "jitter_cv": positive_real(),
         "straggler_q": real_in(0.0, 1.0),
         "straggler_factor": Constraint("a finite real >= 1", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v < float("inf"), (0.5, "2")),
-        "compute_time": optional(positive_real()),
+        "compute_time": Constraint(
+            "None, a finite real > 0, or a tuple of them (one per module)",
+            lambda v: v is None or positive_real().holds(v) or (isinstance(v, tuple) and len(v) > 0 and all(positive_real().holds(t) for t in v)),
+            (0.0, -1.0, (), (0.1, 0.0), "fast"),
+        ),
         "latency": real_in(0.0, 3600.0),
         "bandwidth": optional(positive_real()),
         "evals": int_at_least(1),
@@ -116,6 +122,14 @@ class RunConfig:
         self.network_spec(), self.train_config()  # validate the parts with their own rules
         if self.slowed >= self.k:
             raise InvalidArgument(f"'slowed' of RunConfig must be a module index < k = {self.k}, got {self.slowed}")
+        if isinstance(self.compute_time, tuple) and len(self.compute_time) != self.k:
+            raise InvalidArgument(f"'compute_time' of RunConfig must hold k = {self.k} times when it is a tuple, got {self.compute_time!r}")
+
+    def base_times(self) -> list[float] | None:
+        """Seconds per update of each module, or None when they are still to be profiled."""
+        if self.compute_time is None:
+            return None
+        return list(self.compute_time) if isinstance(self.compute_time, tuple) else [self.compute_time] * self.k
 
     def network_spec(self) -> NetworkSpec:
         return NetworkSpec(**{k: getattr(self, k) for k in _NETWORK_KEYS})

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from dglsim.study.config import RunConfig, StudySpec
 from dglsim.study.execute import execute_run
+from dglsim.study.profiles import resolve_compute_times
 from dglsim.study.reports import write_report
 from dglsim.study.store import ResultsStore
 
@@ -82,6 +83,7 @@ def run_study(
         raise InvalidArgument(f"'--jobs' must be an int >= 1, got {jobs!r}")
     out = Path(out) if out is not None else Path("results") / spec.name / profile
     store = ResultsStore(out / "results.sqlite")
+    runs = resolve_compute_times(runs, store, log=lambda m: print(m, file=sys.stderr))
     done = store.done_keys()
     pending = [r for r in runs if r.key() not in done]
     print(f"{spec.name} [{profile}]: {len(runs)} runs, {len(runs) - len(pending)} already stored in {store.path}, {len(pending)} to run", file=sys.stderr)

@@ -9,7 +9,8 @@ from dglsim.delays import Constant, Straggler, lognormal
 from dglsim.models.decoupled import DecoupledNet
 from dglsim.sim import PipelineSpec, paper_probabilities
 from dglsim.study.config import RunConfig
-from dglsim.train.simulated import batch_payload_bytes, profile_modules, train_simulated
+from dglsim.errors import InvalidArgument
+from dglsim.train.simulated import batch_payload_bytes, train_simulated
 
 __all__ = ["pipeline_spec", "run_simulated"]
 
@@ -71,7 +72,9 @@ def _loss_rows(updates: dict[str, np.ndarray], k: int, per_epoch: int) -> list[d
 def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: BatchLoader, progress=None) -> tuple[list[dict], dict]:
     """Train `net` under `cfg`'s simulated cluster; returns (tidy rows, provenance additions)."""
     tcfg = cfg.train_config()
-    base = profile_modules(net, tcfg.batch_size) if cfg.compute_time is None else [cfg.compute_time] * net.k
+    base = cfg.base_times()
+    if base is None:
+        raise InvalidArgument("'compute_time' of RunConfig must be resolved before a simulated run (the study runner profiles the modules), got None")
     item_bytes = batch_payload_bytes(net, tcfg.batch_size)
     spec = pipeline_spec(cfg, base, item_bytes, tcfg.epochs * len(train))
     run = train_simulated(net, train, test, tcfg, spec, eval_interval=_expected_length(spec) / cfg.evals, progress=progress)
@@ -79,6 +82,5 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
     rows.append({"metric": "makespan", "value": run.result.makespan})
     rows += [{"module": j, "metric": "buffer_bytes", "value": b} for j, b in enumerate(run.buffer_bytes)]
     rows += [{"module": j, "metric": "compute_time_s", "value": t} for j, t in enumerate(base)]
-    extra = {"compute_profile_s": base, "compute_source": "profile" if cfg.compute_time is None else "config",
-             "buffer_bytes": run.buffer_bytes, "item_bytes": run.item_bytes, "updates": run.result.updates, "makespan": run.result.makespan}
+    extra = {"compute_profile_s": base, "buffer_bytes": run.buffer_bytes, "item_bytes": run.item_bytes, "updates": run.result.updates, "makespan": run.result.makespan}
     return rows, extra

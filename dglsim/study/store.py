@@ -24,6 +24,12 @@ CREATE TABLE IF NOT EXISTS runs (
     rows        TEXT NOT NULL,     -- JSON list of tidy rows {epoch, module, metric, value}
     wall_s      REAL NOT NULL,
     finished_at REAL NOT NULL      -- unix time
+);
+CREATE TABLE IF NOT EXISTS profiles (
+    key         TEXT PRIMARY KEY,  -- digest of the network, batch size and device profiled
+    seconds     TEXT NOT NULL,     -- JSON list: base seconds per update of each module
+    network     TEXT NOT NULL,     -- JSON: what was profiled
+    measured_at REAL NOT NULL
 )
 """
 
@@ -34,7 +40,7 @@ class ResultsStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute(_SCHEMA)
+            db.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=60)
@@ -74,6 +80,15 @@ class ResultsStore:
             cfg = json.loads(config)
             records += [{"key": key, **cfg, **row} for row in json.loads(rows)]
         return pd.DataFrame.from_records(records)
+
+    def get_profile(self, key: str) -> list[float] | None:
+        with self._connect() as db:
+            row = db.execute("SELECT seconds FROM profiles WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_profile(self, key: str, seconds: list[float], network: dict) -> None:
+        with self._connect() as db:
+            db.execute("INSERT INTO profiles VALUES (?, ?, ?, ?)", (key, json.dumps(seconds), json.dumps(network, sort_keys=True), time.time()))
 
     def provenance(self, key: str) -> dict:
         with self._connect() as db:

@@ -1,5 +1,6 @@
 """The study CLI: listing, config rejection before any run, a smoke run, and resume."""
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -136,3 +137,25 @@ def test_async_study_smoke_profiles_write_their_figures(tmp_path, cifar10, study
     with sqlite3.connect(tmp_path / "results.sqlite") as db:
         prov = db.execute("SELECT provenance FROM runs LIMIT 1").fetchone()[0]
     assert "compute_profile_s" in prov and "buffer_bytes" in prov
+
+
+@pytest.mark.data
+def test_modules_are_profiled_once_per_study_and_the_profile_is_reused(tmp_path, cifar10):
+    spec = load_study("delay_sweep")
+    small = {"epochs": 1, "train_per_class": 10, "test_per_class": 5, "slowdown": [1.0, 2.0], "buffer": 1}
+    first = run_study(spec, profile="smoke", overrides=small, out=tmp_path, show_progress=False)
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        (profile,) = [json.loads(s) for (s,) in db.execute("SELECT seconds FROM profiles")]
+    assert len(profile) == 6 and all(t > 0 for t in profile)
+    assert all(r.compute_time == tuple(profile) for r in first.runs)  # written into every run's config
+    again = run_study(spec, profile="smoke", overrides=small, out=tmp_path, show_progress=False)
+    assert again.executed == [] and [r.key() for r in again.runs] == [r.key() for r in first.runs]
+
+
+@pytest.mark.data
+def test_simulated_runs_with_the_same_config_give_the_same_results(cifar10):
+    from dglsim.study.execute import execute_run
+
+    cfg = RunConfig(method="simulated", pipeline="async", k=3, width=4, head="linear", train_per_class=10, test_per_class=5,
+                    epochs=1, batch_size=20, slowdown=2.0, buffer=2, delay="lognormal", compute_time=(0.01, 0.02, 0.01), evals=2)
+    assert execute_run(cfg)["rows"] == execute_run(cfg)["rows"]
