@@ -89,7 +89,7 @@ class _Pipeline:
         self.in_transit = [0] * self.k  # sync: items on the link into worker j
         self.next_id = 0
         self.arrived = 0  # fresh items delivered to worker 0 by the arrival process
-        self.link_free = [0.0] * max(self.k - 1, 0)  # time the last item on each link arrives
+        self.last_arrival = [0.0] * max(self.k - 1, 0)  # time the last item on each link arrives
         self.link_busy = [0.0] * max(self.k - 1, 0)  # time each link finishes its queued transfers
         self.trace = Trace()
         self.record = self.trace.rows.append
@@ -168,8 +168,8 @@ class _Pipeline:
         # then the item travels for its latency; delivery is in order, like a TCP stream.
         sent = max(self.env.now, self.link_busy[j]) + self.transfer[j]
         self.link_busy[j] = sent
-        arrival = max(self.link_free[j], sent + self.streams.latency[j]())
-        self.link_free[j] = arrival
+        arrival = max(self.last_arrival[j], sent + self.streams.latency[j]())
+        self.last_arrival[j] = arrival
         self.env.schedule_at(arrival, self._arrive, j + 1, out)
 
     def _arrive(self, j: int, item: Item) -> None:
