@@ -12,6 +12,7 @@ from typing import Callable
 import pandas as pd
 
 from dglsim.study.figures import final_table, latex_table, per_module_curves, save_figure
+from dglsim.study.sweep_reports import buffer_sweep_report, delay_sweep_report
 
 Report = Callable[[pd.DataFrame, Path, str], list[Path]]
 
@@ -30,13 +31,11 @@ def learning_curves_report(results: pd.DataFrame, out: Path, caption: str) -> li
     return written + [out / "final_accuracy.csv", tex]
 
 
-def _sweep_reports() -> dict[str, Report]:
-    from dglsim.study.sweep_reports import buffer_sweep_report, delay_sweep_report
-
-    return {"delay_sweep": delay_sweep_report, "buffer_sweep": buffer_sweep_report}
-
-
-REPORTS: dict[str, Report] = {"sync_baselines": learning_curves_report, **_sweep_reports()}
+REPORTS: dict[str, Report] = {
+    "sync_baselines": learning_curves_report,
+    "delay_sweep": delay_sweep_report,
+    "buffer_sweep": buffer_sweep_report,
+}
 
 
 def write_report(study: str, results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
