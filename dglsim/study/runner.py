@@ -95,6 +95,8 @@ def run_study(
         if jobs == 1 or len(pending) <= 1:
             for cfg in pending:
                 label = f"{cfg.method} seed {cfg.seed}"
+                if cfg.method == "simulated":
+                    label = f"{cfg.pipeline} slowdown {cfg.slowdown:g} M={cfg.buffer} {cfg.policy} seed {cfg.seed}"
                 with tqdm(desc=label, unit="step", leave=False, disable=not show_progress, file=sys.stderr, mininterval=interval) as steps:
                     def on_steps(n: int, total: int, steps=steps) -> None:
                         steps.total = total
