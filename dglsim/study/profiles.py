@@ -21,12 +21,13 @@ from dglsim.train.simulated import profile_modules
 
 __all__ = ["resolve_compute_times"]
 
-_NETWORK_KEYS = ("arch", "k", "width", "depth", "splits", "head", "head_width", "classes", "input_shape", "batch_size", "device")
+def _profiled(cfg: RunConfig) -> dict:
+    """What a profile depends on: the network, the batch size and the device."""
+    return dataclasses.asdict(cfg.network_spec()) | {"batch_size": cfg.batch_size, "device": cfg.device}
 
 
 def _profile_key(cfg: RunConfig) -> str:
-    fields = {k: getattr(cfg, k) for k in _NETWORK_KEYS}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
+    return hashlib.sha256(json.dumps(_profiled(cfg), sort_keys=True).encode()).hexdigest()[:20]
 
 
 def resolve_compute_times(runs: list[RunConfig], store: ResultsStore, *, log=print) -> list[RunConfig]:
@@ -43,7 +44,7 @@ def resolve_compute_times(runs: list[RunConfig], store: ResultsStore, *, log=pri
         if seconds is None:
             net = build_network(cfg.network_spec(), seed=0).to(resolve_device(cfg.device))
             seconds = profile_modules(net, cfg.batch_size)
-            store.put_profile(key, seconds, {k: getattr(cfg, k) for k in _NETWORK_KEYS})
+            store.put_profile(key, seconds, _profiled(cfg))
             log(f"profiled {cfg.arch} K={cfg.k} width {cfg.width} batch {cfg.batch_size} on {cfg.device}: "
                 + ", ".join(f"{1e3 * t:.2f}" for t in seconds) + " ms per update")
         resolved.append(dataclasses.replace(cfg, compute_time=tuple(seconds)))

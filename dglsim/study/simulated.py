@@ -7,9 +7,10 @@ import numpy as np
 from dglsim.data.loader import BatchLoader
 from dglsim.delays import Constant, Straggler, lognormal
 from dglsim.models.decoupled import DecoupledNet
-from dglsim.sim import PipelineSpec, paper_probabilities
-from dglsim.study.config import RunConfig
 from dglsim.errors import InvalidArgument
+from dglsim.sim import PipelineSpec, paper_probabilities
+from dglsim.sim.metrics import distribution
+from dglsim.study.config import RunConfig
 from dglsim.train.simulated import batch_payload_bytes, train_simulated
 
 __all__ = ["pipeline_spec", "run_simulated"]
@@ -51,10 +52,8 @@ def _distribution_rows(updates: dict[str, np.ndarray], k: int) -> list[dict]:
     for j in range(k):
         mine = updates["module"] == j
         for name in ("staleness", "age", "reuse"):
-            values = updates[name][mine].astype(float)
-            if values.size:
-                stats = {"mean": values.mean(), "max": values.max(), "p50": np.quantile(values, 0.5), "p90": np.quantile(values, 0.9)}
-                rows += [{"module": j, "metric": f"{name}_{s}", "value": float(v)} for s, v in stats.items()]
+            stats = distribution(updates[name][mine].astype(float))
+            rows += [{"module": j, "metric": f"{name}_{s}", "value": stats[s]} for s in ("mean", "max", "p50", "p90") if s in stats]
         values, counts = np.unique(updates["staleness"][mine], return_counts=True)
         rows += [{"module": j, "metric": "staleness_count", "staleness": int(v), "value": int(c)} for v, c in zip(values, counts)]
     return rows

@@ -26,6 +26,7 @@ from dglsim.data.loader import BatchLoader
 from dglsim.errors import InvalidArgument
 from dglsim.models.decoupled import DecoupledNet, eval_mode
 from dglsim.sim import PipelineSpec, SimResult, simulate
+from dglsim.sim.spec import payload_size
 from dglsim.train.evaluate import evaluate
 from dglsim.train.methods import TrainConfig
 from dglsim.train.optim import set_lr
@@ -45,7 +46,8 @@ class SimulatedRun:
 
 def batch_payload_bytes(net: DecoupledNet, batch_size: int) -> list[int]:
     """Bytes of the item each module sends: its float32 output for a batch, plus int64 labels."""
-    return [batch_size * int(np.prod(shape)) * 4 + batch_size * 8 for shape in net.output_shapes()]
+    labels = payload_size((batch_size,), "int64", where="labels")
+    return [payload_size((batch_size, *shape), "float32", where=f"module {j} output") + labels for j, shape in enumerate(net.output_shapes())]
 
 
 def profile_modules(net: DecoupledNet, batch_size: int, *, repeats: int = 5, warmup: int = 2) -> list[float]:
