@@ -7,11 +7,13 @@ age and reuse of consumed items (mean, max, quantiles); input occupancy over tim
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from dglsim.sim.trace import Trace
 
-__all__ = ["summarize_trace", "distribution"]
+__all__ = ["summarize_trace", "distribution", "buffer_peak"]
 
 QUANTILES = (0.5, 0.9, 0.99)
 
@@ -59,3 +61,21 @@ def summarize_trace(trace: Trace, workers: int) -> dict:
             "evictions": int((mine["action"] == "evict").sum()),
         })
     return out
+
+
+def buffer_peak(trace: Trace, worker: int, *, removes_on_start: bool, max_reuse: int | None,
+                weigh: Callable[[set[int]], int]) -> int:
+    """Largest weigh(ids held) over the run for the input queue or buffer of `worker`, replayed
+    from its arrive/evict/start/forward rows. A queue (sync) gives an item up when it starts; a
+    replay buffer when it is evicted or has been consumed (trained on or forwarded) max_reuse times."""
+    held: set[int] = set()
+    peak = 0
+    for time, w, action, item, _version, _stale, _age, reuse, _occ, _bytes in trace.rows:
+        if w != worker:
+            continue
+        if action == "arrive":
+            held.add(item)
+            peak = max(peak, weigh(held))
+        elif action == "evict" or (action in ("start", "forward") and (removes_on_start or (max_reuse is not None and reuse >= max_reuse))):
+            held.discard(item)
+    return peak

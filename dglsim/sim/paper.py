@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from dglsim.buffers import Item, ReplayBuffer, make_policy
-from dglsim.sim.pipeline import Compute, Periodic, SimResult, worker_streams
+from dglsim.sim.pipeline import Compute, Periodic, SimResult, Size, worker_streams
 from dglsim.sim.spec import PipelineSpec
 from dglsim.sim.trace import Trace
 
@@ -33,9 +33,10 @@ def paper_probabilities(spec: PipelineSpec) -> np.ndarray:
 
 
 def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None, forward: Compute | None = None,
-                   every: Periodic | None = None) -> SimResult:
+                   every: Periodic | None = None, size: Size | None = None) -> SimResult:
     """`compute(j, item)` runs an update and returns the output payload; `forward(j, item)` runs
-    a finished module's forward pass only."""
+    a finished module's forward pass only; `size(j, payload)` gives the bytes the trace records
+    (there are no link times in this mode)."""
     k = spec.k
     streams = worker_streams(spec)
     policy = make_policy(spec.policy)
@@ -77,7 +78,7 @@ def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None, forwar
         if j < k - 1:
             out = Item(next_id, version[j], float(t), payload)
             next_id += 1
-            record((float(t), j, "send", out.id, out.version, 0, 0.0, 0, 0, spec.bytes_on(j)))
+            record((float(t), j, "send", out.id, out.version, 0, 0.0, 0, 0, size(j, payload) if size is not None else spec.bytes_on(j)))
             evicted = buffers[j + 1].put(out)
             if evicted is not None:
                 record((float(t), j + 1, "evict", evicted.id, evicted.version, version[j] - evicted.version, t - evicted.birth, evicted.reuse, len(buffers[j + 1]), 0))

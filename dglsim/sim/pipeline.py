@@ -17,6 +17,9 @@ Each worker stops after `steps` updates. The run ends when no event is left.
 
 Training plugs in through `compute(worker, item) -> payload`: called when an update starts,
 its return value is the payload of the output item sent on. The simulator knows nothing of it.
+`size(worker, payload) -> bytes`, when given, is the size of each item sent (an encoded
+activation whose size varies, e.g. when it carries a codebook); otherwise the spec's
+payload_bytes of the link.
 `every = (interval, callback)` calls callback(now) at each multiple of `interval` of simulated
 time while the run goes on (training uses it to evaluate).
 """
@@ -38,6 +41,7 @@ from dglsim.sim.trace import Trace
 __all__ = ["simulate", "SimResult", "Compute", "worker_streams"]
 
 Compute = Callable[[int, Item], Any]
+Size = Callable[[int, Any], int]
 
 
 @dataclass
@@ -77,11 +81,10 @@ Periodic = tuple[float, Callable[[float], None]]
 
 
 class _Pipeline:
-    def __init__(self, spec: PipelineSpec, compute: Compute | None, every: Periodic | None) -> None:
-        self.spec, self.k, self.compute, self.every = spec, spec.k, compute, every
+    def __init__(self, spec: PipelineSpec, compute: Compute | None, every: Periodic | None, size: Size | None = None) -> None:
+        self.spec, self.k, self.compute, self.every, self.size = spec, spec.k, compute, every, size
         self.env = Environment()
         self.streams = worker_streams(spec)
-        self.transfer = [spec.link_delay(j)[1] for j in range(self.k - 1)]
         self.bytes = [spec.bytes_on(j) for j in range(self.k - 1)]
         self.version = [0] * self.k
         self.busy = [False] * self.k
@@ -161,12 +164,13 @@ class _Pipeline:
             self._try_start(producer)
 
     def _send(self, j: int, out: Item) -> None:
-        self.record((self.env.now, j, "send", out.id, out.version, 0, 0.0, 0, 0, self.bytes[j]))
+        size = self.size(j, out.payload) if self.size is not None else self.bytes[j]
+        self.record((self.env.now, j, "send", out.id, out.version, 0, 0.0, 0, 0, size))
         if self.sync:
             self.in_transit[j + 1] += 1
         # A link sends one item at a time at its bandwidth (transfers queue behind each other),
         # then the item travels for its latency; delivery is in order, like a TCP stream.
-        sent = max(self.env.now, self.link_busy[j]) + self.transfer[j]
+        sent = max(self.env.now, self.link_busy[j]) + size / self.spec.bandwidth
         self.link_busy[j] = sent
         arrival = max(self.last_arrival[j], sent + self.streams.latency[j]())
         self.last_arrival[j] = arrival
@@ -207,7 +211,7 @@ class _Pipeline:
 
 
 def simulate(spec: PipelineSpec, *, compute: Compute | None = None, forward: Compute | None = None,
-             every: Periodic | None = None) -> SimResult:
+             every: Periodic | None = None, size: Size | None = None) -> SimResult:
     """Run `spec`: sync and async modes on the event engine, paper mode in `dglsim.sim.paper`
     (where `forward` serves modules past their budget and `every` counts global steps)."""
     if every is not None and not every[0] > 0:
@@ -217,5 +221,5 @@ def simulate(spec: PipelineSpec, *, compute: Compute | None = None, forward: Com
     if spec.mode == "paper":
         from dglsim.sim.paper import simulate_paper
 
-        return simulate_paper(spec, compute=compute, forward=forward, every=every)
-    return _Pipeline(spec, compute, every).run()
+        return simulate_paper(spec, compute=compute, forward=forward, every=every, size=size)
+    return _Pipeline(spec, compute, every, size).run()

@@ -10,6 +10,10 @@ Each module counts its own epochs (its updates / batches per epoch) and follows 
 rate schedule of those epochs, as in the authors' asynchronous experiment. In `paper` mode a
 module past its budget keeps forwarding: its stage runs in eval mode without gradients and
 its output is sent on.
+
+With `codecs` (one per link), what a module sends is its encoded output (`dglsim.quant`): the
+consumer decodes it before its step, buffers hold the encoded items, and link times use each
+item's real encoded size, codebook messages included.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -25,7 +29,9 @@ import torch
 from dglsim.data.loader import BatchLoader
 from dglsim.errors import InvalidArgument
 from dglsim.models.decoupled import DecoupledNet, eval_mode
+from dglsim.quant import Codec, Encoded, link_measurements
 from dglsim.sim import PipelineSpec, SimResult, simulate
+from dglsim.sim.metrics import buffer_peak
 from dglsim.sim.spec import payload_size
 from dglsim.train.evaluate import evaluate
 from dglsim.train.methods import TrainConfig
@@ -35,13 +41,29 @@ from dglsim.train.steps import local_step
 __all__ = ["SimulatedRun", "train_simulated", "profile_modules", "batch_payload_bytes"]
 
 
+class Sent(NamedTuple):
+    """One item a module sent: bytes of its activation part (float or codes and grid), of its
+    labels, of the codebook message it carries; the codebook version; its float32 size."""
+
+    activation: int
+    labels: int
+    message: int
+    version: int
+    floats: int
+
+    @property
+    def wire(self) -> int:
+        return self.activation + self.labels + self.message
+
+
 @dataclass
 class SimulatedRun:
     rows: list[dict]  # tidy evaluation rows {time, module, metric, value} (time: simulated s, or step in paper mode)
     updates: dict[str, np.ndarray]  # per update, in execution order: module, time, loss, lr, staleness, age, reuse
     result: SimResult  # the simulation: trace, updates per worker, makespan
-    buffer_bytes: list[int]  # memory of each input buffer when full (0 for module 0)
-    item_bytes: list[int]  # bytes of one item (activation + labels) sent by each module
+    buffer_bytes: list[int]  # peak memory of each input queue or buffer: items + labels + codebooks held (0 for module 0)
+    item_bytes: list[int]  # bytes of the last item (activation or codes, plus labels) sent by each module
+    links: list[dict]  # per link: items sent, bytes, bits per value, compression against float32
 
 
 def batch_payload_bytes(net: DecoupledNet, batch_size: int) -> list[int]:
@@ -83,26 +105,51 @@ def _batches(loader: BatchLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]
 
 
 def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cfg: TrainConfig, spec: PipelineSpec,
-                    *, eval_interval: float | None = None, progress: Callable[[int], None] | None = None) -> SimulatedRun:
+                    *, eval_interval: float | None = None, progress: Callable[[int], None] | None = None,
+                    codecs: list[Codec] | None = None) -> SimulatedRun:
     """Train `net` in place, its updates ordered by simulating `spec`.
 
     spec.steps must be cfg.epochs * len(train) (every module trains `epochs` of its own epochs).
     eval_interval: simulated seconds (paper mode: global steps) between evaluations of every
     module on `test`; the end of the run is always evaluated.
+    codecs: one per link (K-1); each evaluation then also measures every link on a probe batch.
     """
     per_epoch = len(train)
     if spec.k != net.k:
         raise InvalidArgument(f"'workers' of the spec must equal the network's K = {net.k}, got {spec.k}")
     if spec.steps != cfg.epochs * per_epoch:
         raise InvalidArgument(f"'steps' of the spec must be epochs x batches per epoch = {cfg.epochs * per_epoch}, got {spec.steps}")
+    if codecs is not None and len(codecs) != net.k - 1:
+        raise InvalidArgument(f"'codecs' of train_simulated must be one per link (K-1 = {net.k - 1}), got {len(codecs)}")
     optimizers = [cfg.optim.make(net.module_parameters(j)) for j in range(net.k)]
     done = [0] * net.k
     batches = _batches(train)
     log_module, log_loss, log_lr = [], [], []
-    item_bytes = [0] * net.k
+    sent: list[list[Sent]] = [[] for _ in range(net.k - 1)]  # per link, per item in send order
+
+    def receive(j: int, item):
+        if j == 0:
+            return next(batches)
+        x, y = item.payload
+        return (codecs[j - 1].decode(x) if codecs else x), y
+
+    def send(j: int, out: torch.Tensor, y: torch.Tensor):
+        if j == net.k - 1:
+            return None
+        return (codecs[j].encode(out) if codecs else out), y
+
+    def size(j: int, payload) -> int:
+        x, y = payload
+        labels = y.numel() * y.element_size()
+        if isinstance(x, Encoded):
+            item = Sent(x.payload_bytes, labels, x.message_bytes, x.version, x.float32_bytes)
+        else:
+            item = Sent(x.numel() * x.element_size(), labels, 0, 0, x.numel() * 4)
+        sent[j].append(item)
+        return item.wire
 
     def compute(j: int, item):
-        x, y = next(batches) if j == 0 else item.payload
+        x, y = receive(j, item)
         lr = cfg.optim.lr_at(done[j] // per_epoch)
         set_lr(optimizers[j], lr)
         out, loss = local_step(net.stages[j], net.heads[j], optimizers[j], x, y)
@@ -110,27 +157,30 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
         log_module.append(j)
         log_loss.append(loss)
         log_lr.append(lr)
-        item_bytes[j] = out.numel() * out.element_size() + y.numel() * y.element_size()
         if progress is not None:
             progress(1)
-        return (out, y) if j < net.k - 1 else None
+        return send(j, out, y)
 
     def forward(j: int, item):
-        x, y = next(batches) if j == 0 else item.payload
+        x, y = receive(j, item)
         with eval_mode(net.stages[j]), torch.no_grad():
-            return (net.stages[j](x), y) if j < net.k - 1 else None
+            return send(j, net.stages[j](x), y)
 
     rows: list[dict] = []
+    probe = next(iter(test.epoch(0))) if codecs else None
 
     def evaluate_now(t: float) -> None:
         scores = evaluate(net, test)
         epochs = [d / per_epoch for d in done]
         for metric, values in (("test_accuracy", scores["accuracy"]), ("ensemble_accuracy", scores["ensemble"])):
-            rows.extend({"time": t, "module": j, "module_epoch": epochs[j], "metric": metric, "value": float(v)} for j, v in enumerate(values))
+            rows.extend({"time": t, "module": j, "metric": metric, "module_epoch": epochs[j], "value": float(v)} for j, v in enumerate(values))
+        if codecs:
+            rows.extend({"time": t, "link": j, "metric": name, "value": value} for j, name, value in _probe_links(net, codecs, probe))
 
-    result = simulate(spec, compute=compute, forward=forward, every=(eval_interval, evaluate_now) if eval_interval else None)
+    result = simulate(spec, compute=compute, forward=forward, every=(eval_interval, evaluate_now) if eval_interval else None, size=size)
     if not rows or rows[-1]["time"] != result.makespan:  # the end of the run is always evaluated, once
         evaluate_now(result.makespan)
+    rows.sort(key=lambda r: r["time"])
 
     trace = result.trace.to_array()
     starts = trace[trace["action"] == "start"]  # one per update, in the order the updates ran
@@ -141,6 +191,48 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
         "module": modules, "time": starts["time"], "loss": torch.stack(log_loss).cpu().numpy() if log_loss else np.zeros(0),
         "lr": np.asarray(log_lr), "staleness": starts["staleness"], "age": starts["age"], "reuse": starts["reuse"],
     }
-    capacity = spec.capacity or 0
-    buffer_bytes = [0] + [capacity * item_bytes[j - 1] for j in range(1, net.k)]
-    return SimulatedRun(rows, updates, result, buffer_bytes, item_bytes)
+    buffer_bytes = [0] + [_peak_buffer_bytes(result, trace, j, sent[j - 1], codecs[j - 1] if codecs else None) for j in range(1, net.k)]
+    item_bytes = [sent[j][-1].wire if sent[j] else 0 for j in range(net.k - 1)] + [0]
+    links = [_link_summary(j, sent[j]) for j in range(net.k - 1)]
+    return SimulatedRun(rows, updates, result, buffer_bytes, item_bytes, links)
+
+
+def _probe_links(net: DecoupledNet, codecs: list[Codec], probe: tuple[torch.Tensor, torch.Tensor]) -> Iterator[tuple[int, str, float]]:
+    """Every link measured on the probe batch: module j's eval-mode output through codec j."""
+    x, y = probe
+    for j, codec in enumerate(codecs):
+        with eval_mode(net.stages[j]), torch.no_grad():
+            x = net.stages[j](x)
+        if codec.encodes == 0:  # nothing sent on this link yet
+            continue
+        for name, value in link_measurements(codec, x, y, (net.stages[j + 1], net.heads[j + 1])).items():
+            yield j, name, value
+
+
+def _peak_buffer_bytes(result: SimResult, trace: np.ndarray, consumer: int, sent: list[Sent], codec: Codec | None) -> int:
+    """Peak bytes held by `consumer`'s queue or buffer: its items (activations or codes, and
+    labels) plus one copy of each codebook version the held items refer to."""
+    ids = trace["item"][(trace["action"] == "send") & (trace["worker"] == consumer - 1)]
+    held_bytes = {int(i): (item.activation + item.labels, item.version) for i, item in zip(ids, sent)}
+    book = codec.codebook_bytes() if codec is not None else 0
+
+    def weigh(held: set[int]) -> int:
+        return sum(held_bytes[i][0] for i in held) + book * len({held_bytes[i][1] for i in held})
+
+    spec = result.spec
+    return buffer_peak(result.trace, consumer, removes_on_start=spec.mode == "sync", max_reuse=spec.max_reuse, weigh=weigh)
+
+
+def _link_summary(j: int, sent: list[Sent]) -> dict:
+    """What link j carried. bits_per_value and compression count the activation part (codes,
+    scalar grid and codebook messages), not the labels, which every method sends alike."""
+    items = len(sent)
+    if not items:
+        return {"link": j, "items": 0}
+    activation = sum(s.activation + s.message for s in sent)
+    floats = sum(s.floats for s in sent)
+    return {
+        "link": j, "items": items, "wire_bytes": sum(s.wire for s in sent), "codebook_bytes": sum(s.message for s in sent),
+        "activation_bytes": activation, "float32_bytes": floats,
+        "bits_per_value": 32 * activation / floats, "compression": floats / activation,
+    }

@@ -1,0 +1,183 @@
+"""Link codecs: what a module's output becomes on the wire and in the consumer's buffer.
+
+The producer encodes its output (B, C, *spatial); the `Encoded` item is what travels and what
+the buffer stores; the consumer decodes it. `Encoded.nbytes` is exactly the size of
+`Encoded.to_bytes()`, the serialised item: the code tensors, the scalar grid, and the codebook
+when the item carries one. Shapes and dtypes are fixed per link and known to both ends, so
+they are not sent.
+
+How VQ codebooks travel: the producer encodes with its *published* codebook, the one the
+consumer has. Its EMA state learns from every batch (assignments made with the published
+codebook: mini-batch k-means with centroids at most `codebook_every` batches old); every
+`codebook_every` encodes it publishes the learned codebook, rounded to `codebook_dtype`, and the
+next item carries it (its bytes count on that item's link transfer). Each item names the
+codebook version it was encoded with; the consumer decodes with that version, so items that
+wait in a buffer across a publication still decode correctly, and the consumer holds every
+version its buffer still refers to (counted in the buffer's memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from dglsim.constraints import Constraint, int_at_least, one_of, validate_fields
+from dglsim.errors import InvalidArgument
+from dglsim.quant.scalar import SCALAR_BITS, uniform_decode, uniform_encode
+from dglsim.quant.vq import VQConfig, VQState, vq_assign, vq_decode, vq_init, vq_update
+
+__all__ = ["QuantConfig", "Encoded", "Codec", "FAMILIES", "to_vectors", "from_vectors"]
+
+FAMILIES = ("none", "vq", "uniform", "stochastic")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    family: str = "none"  # none | vq | uniform (nearest rounding) | stochastic (unbiased rounding)
+    bits: int = 8  # uniform / stochastic: 8 or 16
+    vq: VQConfig = VQConfig()
+    codebook_every: int = 10  # vq: encodes between codebook publications
+    codebook_dtype: str = "float32"  # vq: how a published codebook travels
+
+    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
+        "family": one_of(FAMILIES),
+        "bits": one_of(SCALAR_BITS),
+        "codebook_every": int_at_least(1),
+        "codebook_dtype": one_of(("float32", "float16")),
+    }
+
+    def __post_init__(self) -> None:
+        validate_fields(self, self.CONSTRAINTS)
+        if not isinstance(self.vq, VQConfig):
+            raise InvalidArgument(f"'vq' of QuantConfig must be a VQConfig, got {self.vq!r}")
+
+    @property
+    def label(self) -> str:
+        if self.family == "vq":
+            groups = f" N={self.vq.groups}" if self.vq.groups > 1 else ""
+            return f"VQ K={self.vq.codes}{groups}"
+        return {"none": "float32", "uniform": f"uniform {self.bits}-bit", "stochastic": f"stochastic {self.bits}-bit"}[self.family]
+
+
+def to_vectors(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, *spatial) -> (B * prod(spatial), C): the channel vector at each position."""
+    return x.movedim(1, -1).reshape(-1, x.shape[1])
+
+
+def from_vectors(v: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    b, c, *spatial = shape
+    return v.reshape(b, *spatial, c).movedim(-1, 1).contiguous()
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+@dataclass(frozen=True, eq=False)
+class Encoded:
+    """One encoded activation: parts are serialised; codebook/version say how to decode."""
+
+    family: str
+    shape: tuple[int, ...]
+    parts: tuple[torch.Tensor, ...]
+    codebook: torch.Tensor | None = None  # vq: the float32 codebook the codes refer to
+    version: int = 0  # vq: which published codebook
+    message: torch.Tensor | None = None  # vq: the codebook in its wire dtype, when this item carries it
+
+    @property
+    def float32_bytes(self) -> int:
+        """Bytes of the float32 activation this item replaces."""
+        return int(np.prod(self.shape)) * 4
+
+    @property
+    def payload_bytes(self) -> int:
+        return sum(_nbytes(p) for p in self.parts)
+
+    @property
+    def message_bytes(self) -> int:
+        return _nbytes(self.message) if self.message is not None else 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.payload_bytes + self.message_bytes
+
+    def to_bytes(self) -> bytes:
+        tensors = [*self.parts, *([self.message] if self.message is not None else [])]
+        return b"".join(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes() for t in tensors)
+
+
+class Codec:
+    """One link's codec. `encode` runs on the producer (and may learn); `decode` on the consumer."""
+
+    def __init__(self, cfg: QuantConfig, *, seed: int = 0) -> None:
+        self.cfg = cfg
+        self.generator = torch.Generator().manual_seed(seed)
+        self.state: VQState | None = None  # vq: the producer's EMA learner
+        self.published: VQState | None = None  # vq: the codebook both ends share
+        self.version = 0
+        self.encodes = 0
+        self.pending_message = False
+        self.drift: list[float] = []  # vq: relative squared change of the codebook at each publication
+
+    def codebook_bytes(self) -> int:
+        if self.cfg.family != "vq" or self.published is None:
+            return 0
+        return self.published.codebook.numel() * torch.tensor([], dtype=getattr(torch, self.cfg.codebook_dtype)).element_size()
+
+    def encode(self, x: torch.Tensor) -> Encoded:
+        """The item the producer sends for its output x; a VQ codec learns from x as it goes."""
+        x = x.detach()
+        self.encodes += 1
+        if self.cfg.family != "vq":
+            return self._encode_as_now(x, self.generator)
+        vectors = to_vectors(x.float())
+        if self.state is None:
+            self.state = vq_init(self.cfg.vq, vectors, self.generator)
+            self._publish()
+        item = self._encode_as_now(x, self.generator)
+        if self.pending_message:  # the first item after a publication carries the codebook
+            item = replace(item, message=self.published.codebook.to(getattr(torch, self.cfg.codebook_dtype)))
+            self.pending_message = False
+        self.state = vq_update(self.cfg.vq, self.state, vectors, item.parts[0], self.generator)
+        if self.encodes % self.cfg.codebook_every == 0:
+            self._publish()
+        return item
+
+    def probe(self, x: torch.Tensor) -> Encoded:
+        """x encoded as the link would encode it now, without learning from it or drawing from
+        the training random stream (stochastic rounding uses a fixed probe stream)."""
+        if self.cfg.family == "vq" and self.published is None:
+            raise InvalidArgument("'x' of Codec.probe needs a published codebook: encode at least one training batch first")
+        return self._encode_as_now(x.detach(), torch.Generator().manual_seed(0))
+
+    def _encode_as_now(self, x: torch.Tensor, generator: torch.Generator) -> Encoded:
+        shape, family = tuple(x.shape), self.cfg.family
+        if family == "none":
+            return Encoded(family, shape, (x.float().contiguous(),))
+        if family in ("uniform", "stochastic"):
+            return Encoded(family, shape, uniform_encode(x, self.cfg.bits, stochastic=family == "stochastic", generator=generator))
+        codes = vq_assign(self.cfg.vq, self.published, to_vectors(x.float()))
+        return Encoded(family, shape, (codes,), self.published.codebook, self.version)
+
+    def _publish(self) -> None:
+        wire = getattr(torch, self.cfg.codebook_dtype)
+        book = self.state.codebook.to(wire).to(torch.float32)  # both ends decode with the rounded codebook
+        if self.published is not None:
+            old = self.published.codebook
+            spread = (old - old.mean(1, keepdim=True)).square().sum(-1).mean()
+            self.drift.append(float((book - old).square().sum(-1).mean() / spread.clamp_min(1e-30)))
+        self.published = VQState(book, self.state.counts, self.state.sums, self.state.step)
+        self.version += 1
+        self.pending_message = True
+
+    def decode(self, item: Encoded) -> torch.Tensor:
+        if item.family != self.cfg.family:
+            raise InvalidArgument(f"'item' of Codec.decode must be encoded by family {self.cfg.family!r}, got {item.family!r}")
+        if item.family == "none":
+            return item.parts[0]
+        if item.family in ("uniform", "stochastic"):
+            return uniform_decode(*item.parts).reshape(item.shape)
+        return from_vectors(vq_decode(item.codebook, item.parts[0]), item.shape)
