@@ -1,7 +1,8 @@
 """Study configs: `studies/NAME.toml` -> validated, frozen RunConfigs (one per grid point and seed).
 
 A study file has a `[base]` table of run settings, a `[grid]` table whose lists are the axes
-swept, an optional `[reference]` table (one extra run per seed, e.g. synchronous DGL beside an
+swept (or several `[[grid]]` tables: the runs are the union of their products, for sweeps whose
+axes only make sense together, such as K for vector quantization only), an optional `[reference]` table (one extra run per seed, e.g. synchronous DGL beside an
 asynchronous sweep), and `[profiles.smoke|default|paper]` tables that override the base (a
 list for a grid key replaces that axis; `seeds` sets the profile's number of seeds).
 `--set key=value` overrides any key last. Every key is a field of `RunConfig`; an unknown key or a bad value is
@@ -23,10 +24,11 @@ from typing import Any, ClassVar
 from dglsim.constraints import Constraint, boolean, int_at_least, one_of, optional, positive_real, real_in, validate_fields
 from dglsim.errors import InvalidArgument
 from dglsim.models.decoupled import NetworkSpec
+from dglsim.quant import FAMILIES, QuantConfig, VQConfig
 from dglsim.train.methods import METHODS, TrainConfig
 from dglsim.train.optim import OptimConfig
 
-__all__ = ["RunConfig", "StudySpec", "PROFILES", "load_study", "parse_assignment", "studies_dir", "list_studies"]
+__all__ = ["RunConfig", "StudySpec", "merge_axes", "PROFILES", "load_study", "parse_assignment", "studies_dir", "list_studies"]
 
 PROFILES = ("smoke", "default", "paper")
 DATASETS = ("cifar10", "imagenette")
@@ -87,6 +89,14 @@ class RunConfig:
     latency: float = 0.0  # seconds per link transfer
     bandwidth: float | None = None  # bytes/s of every link; None: infinite
     evals: int = 10  # evaluations spread over the expected run (paper mode: over the expected steps)
+    # what travels on the links and sits in the buffers (method "simulated" only; dglsim.quant)
+    quant: str = "none"  # none | vq | uniform | stochastic
+    quant_bits: int = 8  # uniform / stochastic
+    codes: int = 256  # vq: K codes per group
+    groups: int = 1  # vq: N groups of C/N channels (product quantization)
+    gamma: float = 0.99  # vq: EMA decay of the codebook statistics
+    codebook_every: int = 10  # vq: producer batches between codebook publications
+    codebook_dtype: str = "float32"  # vq: the published codebook's wire type
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "method": one_of(METHOD_CHOICES),
@@ -115,6 +125,13 @@ class RunConfig:
         "latency": real_in(0.0, 3600.0),
         "bandwidth": optional(positive_real()),
         "evals": int_at_least(1),
+        "quant": one_of(FAMILIES),
+        "quant_bits": QuantConfig.CONSTRAINTS["bits"],
+        "codes": VQConfig.CONSTRAINTS["codes"],
+        "groups": VQConfig.CONSTRAINTS["groups"],
+        "gamma": VQConfig.CONSTRAINTS["gamma"],
+        "codebook_every": QuantConfig.CONSTRAINTS["codebook_every"],
+        "codebook_dtype": QuantConfig.CONSTRAINTS["codebook_dtype"],
     }
 
     def __post_init__(self) -> None:
@@ -122,6 +139,8 @@ class RunConfig:
         self.network_spec(), self.train_config()  # validate the parts with their own rules
         if self.slowed >= self.k:
             raise InvalidArgument(f"'slowed' of RunConfig must be a module index < k = {self.k}, got {self.slowed}")
+        if self.quant != "none" and self.method != "simulated":
+            raise InvalidArgument(f"'quant' of RunConfig must be 'none' unless method is 'simulated' (quantization acts on the simulated links), got {self.quant!r} with method {self.method!r}")
         if isinstance(self.compute_time, tuple) and len(self.compute_time) != self.k:
             raise InvalidArgument(f"'compute_time' of RunConfig must hold k = {self.k} times when it is a tuple, got {self.compute_time!r}")
 
@@ -130,6 +149,10 @@ class RunConfig:
         if self.compute_time is None:
             return None
         return list(self.compute_time) if isinstance(self.compute_time, tuple) else [self.compute_time] * self.k
+
+    def quant_config(self) -> QuantConfig:
+        vq = VQConfig(codes=self.codes, groups=self.groups, gamma=self.gamma)
+        return QuantConfig(family=self.quant, bits=self.quant_bits, vq=vq, codebook_every=self.codebook_every, codebook_dtype=self.codebook_dtype)
 
     def network_spec(self) -> NetworkSpec:
         return NetworkSpec(**{k: getattr(self, k) for k in _NETWORK_KEYS})
@@ -171,49 +194,68 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def merge_axes(grids: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
+    """Each axis of any grid with the values it takes in any of them, in first-seen order."""
+    axes: dict[str, list[Any]] = {}
+    for grid in grids:
+        for key, values in grid.items():
+            axes.setdefault(key, [])
+            axes[key] += [v for v in values if v not in axes[key]]
+    return axes
+
+
 @dataclass(frozen=True)
 class StudySpec:
     name: str
     description: str
     base: dict[str, Any]
-    grid: dict[str, list[Any]]
+    grids: list[dict[str, list[Any]]]  # one or more; the runs are the union of their products
     profiles: dict[str, dict[str, Any]]
     seeds: int
     path: Path
     reference: dict[str, Any] | None = None  # settings of one extra run per seed, outside the grid
 
-    def settings(self, profile: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-        """(fixed settings, grid axes) after the profile and the overrides."""
+    @property
+    def grid(self) -> dict[str, list[Any]]:
+        """Every axis with every value it takes in any of the grids."""
+        return merge_axes(self.grids)
+
+    def settings(self, profile: str, overrides: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, list[Any]]]]:
+        """(fixed settings, grids) after the profile and the overrides."""
         if profile not in PROFILES:
             raise InvalidArgument(f"'--profile' must be one of {list(PROFILES)}, got {profile!r}")
         fixed = dict(self.base)
-        grid = {k: list(v) for k, v in self.grid.items()}
-        # A profile or an override that sets a grid key replaces that axis (a list) or fixes it.
+        grids = [{k: list(v) for k, v in grid.items()} for grid in self.grids]
+        # A profile or an override that sets a grid key replaces that axis (a list) or fixes it,
+        # in every grid that has it.
         profile_settings = {k: v for k, v in self.profiles.get(profile, {}).items() if k != "seeds"}
         for key, value in [*profile_settings.items(), *overrides.items()]:
-            if key in grid:
+            holders = [grid for grid in grids if key in grid]
+            for grid in holders:
                 grid[key] = value if isinstance(value, list) else [value]
-            else:
+            if not holders:
                 fixed[key] = value
-        return fixed, grid
+        return fixed, grids
 
     def runs(self, profile: str, overrides: dict[str, Any], seeds: int | None = None) -> list[RunConfig]:
-        """Every run of the study: the grid's product times the seeds, validated."""
+        """Every run of the study: the grids' products times the seeds, validated."""
         if seeds is None:  # a profile may set its own number of seeds
             seeds = self.profiles.get(profile, {}).get("seeds", self.seeds)
         if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
             raise InvalidArgument(f"'--seeds' must be an int >= 1, got {seeds!r}")
-        fixed, grid = self.settings(profile, overrides)
-        axes = list(grid)
+        fixed, grids = self.settings(profile, overrides)
         where = f"{self.path.name} (profile {profile})"
-        points = [dict(zip(axes, point)) for point in itertools.product(*(grid[a] for a in axes))]
+        points = []
+        for grid in grids:
+            axes = list(grid)
+            points += [dict(zip(axes, point)) for point in itertools.product(*(grid[a] for a in axes))]
         if self.reference is not None:
-            points.append({a: grid[a][0] for a in axes} | self.reference)
+            points.append({a: values[0] for a, values in grids[0].items()} | self.reference)
         runs = []
         for point in points:
             for seed in range(seeds):
                 run = RunConfig.from_dict({**fixed, **point, "seed": seed}, where=where)
-                if run not in runs:  # a reference equal to a grid point runs once
+                if run not in runs:  # a point in several grids, or a reference equal to a grid point, runs once
                     runs.append(run)
         return runs
 
@@ -244,8 +286,10 @@ def load_study(name: str) -> StudySpec:
     bad_profiles = sorted(set(doc.get("profiles", {})) - set(PROFILES))
     if bad_profiles:
         raise InvalidArgument(f"profile {bad_profiles[0]!r} in {path} must be one of {list(PROFILES)}")
-    grid = doc.get("grid", {})
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise InvalidArgument(f"grid axis {key!r} in {path} must be a non-empty list, got {values!r}")
-    return StudySpec(name, doc.get("description", ""), doc.get("base", {}), grid, doc.get("profiles", {}), doc.get("seeds", 1), path, doc.get("reference"))
+    grids = doc.get("grid", {})
+    grids = grids if isinstance(grids, list) else [grids]
+    for grid in grids:
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise InvalidArgument(f"grid axis {key!r} in {path} must be a non-empty list, got {values!r}")
+    return StudySpec(name, doc.get("description", ""), doc.get("base", {}), grids, doc.get("profiles", {}), doc.get("seeds", 1), path, doc.get("reference"))

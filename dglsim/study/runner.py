@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from dglsim.study.config import RunConfig, StudySpec
+from dglsim.study.config import RunConfig, StudySpec, merge_axes
 from dglsim.study.execute import execute_run
 from dglsim.study.profiles import resolve_compute_times
 from dglsim.study.reports import write_report
@@ -39,7 +39,7 @@ def caption_for(spec: StudySpec, profile: str, runs: list[RunConfig], overrides:
     seeds = len({r.seed for r in runs})
     caption = (f"{spec.name}, profile {profile}: {first.arch} (K={first.k}, width {first.width or 'default'}, head {first.head}), "
                f"{first.dataset} {per_class} train images per class, {first.epochs} epochs, {seeds} seed(s)")
-    _, grid = spec.settings(profile, overrides or {})
+    grid = merge_axes(spec.settings(profile, overrides or {})[1])
     swept = [f"{key} {values}" for key, values in grid.items()]
     if swept:
         partial = any(len(grid[key]) < len(spec.grid[key]) for key in grid)

@@ -7,6 +7,7 @@ import numpy as np
 from dglsim.data.loader import BatchLoader
 from dglsim.delays import Constant, Straggler, lognormal
 from dglsim.models.decoupled import DecoupledNet
+from dglsim.quant import Codec
 from dglsim.errors import InvalidArgument
 from dglsim.sim import PipelineSpec, paper_probabilities
 from dglsim.sim.metrics import distribution
@@ -68,6 +69,14 @@ def _loss_rows(updates: dict[str, np.ndarray], k: int, per_epoch: int) -> list[d
     return rows
 
 
+def _codecs(cfg: RunConfig, k: int) -> list[Codec] | None:
+    """One codec per link, each with its own random stream drawn from the run's seed."""
+    if cfg.quant == "none":
+        return None
+    seeds = np.random.SeedSequence([cfg.seed, 0x9A17]).generate_state(k - 1).tolist()
+    return [Codec(cfg.quant_config(), seed=s) for s in seeds]
+
+
 def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: BatchLoader, progress=None) -> tuple[list[dict], dict]:
     """Train `net` under `cfg`'s simulated cluster; returns (tidy rows, provenance additions)."""
     tcfg = cfg.train_config()
@@ -76,10 +85,13 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
         raise InvalidArgument("'compute_time' of RunConfig must be resolved before a simulated run (the study runner profiles the modules), got None")
     item_bytes = batch_payload_bytes(net, tcfg.batch_size)
     spec = pipeline_spec(cfg, base, item_bytes, tcfg.epochs * len(train))
-    run = train_simulated(net, train, test, tcfg, spec, eval_interval=_expected_length(spec) / cfg.evals, progress=progress)
+    codecs = _codecs(cfg, net.k)
+    run = train_simulated(net, train, test, tcfg, spec, eval_interval=_expected_length(spec) / cfg.evals, progress=progress, codecs=codecs)
     rows = run.rows + _distribution_rows(run.updates, net.k) + _loss_rows(run.updates, net.k, len(train))
+    rows += [{"link": link["link"], "metric": name, "value": value} for link in run.links for name, value in link.items() if name != "link"]
     rows.append({"metric": "makespan", "value": run.result.makespan})
     rows += [{"module": j, "metric": "buffer_bytes", "value": b} for j, b in enumerate(run.buffer_bytes)]
     rows += [{"module": j, "metric": "compute_time_s", "value": t} for j, t in enumerate(base)]
-    extra = {"compute_profile_s": base, "buffer_bytes": run.buffer_bytes, "item_bytes": run.item_bytes, "updates": run.result.updates, "makespan": run.result.makespan}
+    extra = {"compute_profile_s": base, "buffer_bytes": run.buffer_bytes, "item_bytes": run.item_bytes, "updates": run.result.updates,
+             "makespan": run.result.makespan, "links": run.links}
     return rows, extra

@@ -12,13 +12,13 @@ from matplotlib.ticker import NullFormatter
 from dglsim.study.figures import latex_table, save_figure
 
 
-def _wrap(caption: str, width: int = 150) -> str:
+def wrap_caption(caption: str, width: int = 150) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(caption, width))
 
 
-def _final_accuracy(results: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+def final_accuracy(results: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Last-module test accuracy at the end of each run (the last evaluation)."""
     acc = results[(results["metric"] == "test_accuracy") & (results["module"] == results["k"] - 1)]
     last = acc[acc["time"] == acc.groupby("key")["time"].transform("max")]
@@ -45,7 +45,7 @@ def _module_table(results: pd.DataFrame, out: Path) -> Path:
 
 def delay_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
     written: list[Path] = [_module_table(results, out)]
-    final = _final_accuracy(results, ["pipeline", "slowdown", "slowed", "buffer", "seed"])
+    final = final_accuracy(results, ["pipeline", "slowdown", "slowed", "buffer", "seed"])
     asyn = final[final["pipeline"] != "sync"]
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -61,7 +61,7 @@ def delay_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
     ax.set_xlabel("slowdown of the slowed module")
     ax.set_ylabel("final test accuracy, last module")
     ax.legend(fontsize=7, title="buffer M", title_fontsize=7)
-    fig.suptitle(_wrap(caption), fontsize=7)
+    fig.suptitle(wrap_caption(caption), fontsize=7)
     written += save_figure(fig, out / "figures" / "accuracy_vs_slowdown")
 
     curves = results[(results["metric"] == "test_accuracy") & (results["module"] == results["k"] - 1)]
@@ -70,7 +70,7 @@ def delay_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
     grid = sns.relplot(data=curves, x="time", y="value", hue="slowdown", hue_order=order, col="buffer", kind="line", palette="rocket_r",
                        errorbar=None, marker="o", height=3.2, aspect=1.1, facet_kws={"sharex": False})
     grid.set_axis_labels("simulated wall-clock (s)", "test accuracy, last module")
-    grid.figure.suptitle(_wrap(caption), fontsize=7, y=1.08)
+    grid.figure.suptitle(wrap_caption(caption), fontsize=7, y=1.08)
     written += save_figure(grid.figure, out / "figures" / "accuracy_vs_wallclock")
 
     # The slowed module consumes the output of a faster producer: that is where staleness builds
@@ -82,7 +82,7 @@ def delay_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
                            palette="rocket_r", estimator="mean", errorbar=None, marker="o", height=3.2, aspect=1.1,
                            facet_kws={"sharey": False, "sharex": False})
         grid.set_axis_labels("staleness (producer updates since production)", "updates of the slowed module")
-        grid.figure.suptitle(_wrap(caption + "; staleness of the items the slowed module consumes"), fontsize=7, y=1.08)
+        grid.figure.suptitle(wrap_caption(caption + "; staleness of the items the slowed module consumes"), fontsize=7, y=1.08)
         written += save_figure(grid.figure, out / "figures" / "staleness")
 
     table = asyn.groupby(["slowdown", "buffer"])["accuracy"].agg(["mean", "std", "count"]).reset_index()
@@ -94,7 +94,7 @@ def delay_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
 
 def buffer_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
     written: list[Path] = [_module_table(results, out)]
-    final = _final_accuracy(results, ["pipeline", "buffer", "policy", "seed"])
+    final = final_accuracy(results, ["pipeline", "buffer", "policy", "seed"])
     asyn = final[final["pipeline"] != "sync"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     sns.lineplot(data=asyn, x="buffer", y="accuracy", hue="policy", marker="o", errorbar=("ci", 95), n_boot=1000, seed=0, ax=axes[0])
@@ -113,7 +113,7 @@ def buffer_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[
     axes[1].set_xlabel("buffer size M (mini-batches)")
     axes[1].set_ylabel("mean staleness of consumed items")
     axes[1].legend(fontsize=6, ncol=2)
-    fig.suptitle(_wrap(caption), fontsize=7)
+    fig.suptitle(wrap_caption(caption), fontsize=7)
     written += save_figure(fig, out / "figures" / "accuracy_and_staleness_vs_buffer")
     table = asyn.groupby(["policy", "buffer"])["accuracy"].agg(["mean", "std", "count"]).reset_index()
     table.to_csv(out / "final_accuracy.csv", index=False)

@@ -1,0 +1,92 @@
+"""Report of the quant_sweep study, from tidy results only: accuracy against bits (one curve per
+quantizer family), simulated wall-clock and buffer memory against bits, link measurements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from dglsim.study.figures import save_figure
+from dglsim.study.sweep_reports import final_accuracy, wrap_caption
+
+_RUN_KEYS = ["key", "pipeline", "quant", "quant_bits", "codes", "groups", "gamma", "seed"]
+
+
+def quantizer_label(row: pd.Series) -> str:
+    """The curve a run belongs to: VQ curves run over K (one per groups/gamma), scalar ones are points."""
+    if row["quant"] == "vq":
+        return "VQ" + (f" N={int(row['groups'])}" if row["groups"] > 1 else "") + (f" γ={row['gamma']:g}" if row["gamma"] != 0.99 else "")
+    return {"none": "float32", "uniform": f"uniform {int(row['quant_bits'])}-bit", "stochastic": f"stochastic {int(row['quant_bits'])}-bit"}[row["quant"]]
+
+
+def run_table(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: final last-module accuracy, end-to-end bits per activation value and
+    compression over all links (codebook messages included), peak buffer memory, simulated
+    wall-clock, and the last probe's distortion and gradient error averaged over links."""
+    runs = final_accuracy(results, _RUN_KEYS[1:])
+    links = results[results["metric"].isin(["activation_bytes", "float32_bytes", "codebook_bytes"])]
+    totals = links.pivot_table(index="key", columns="metric", values="value", aggfunc="sum")
+    runs = runs.merge(totals, left_on="key", right_index=True)
+    runs["bits_per_value"] = 32 * runs["activation_bytes"] / runs["float32_bytes"]
+    runs["compression"] = runs["float32_bytes"] / runs["activation_bytes"]
+    runs["codebook_share"] = runs["codebook_bytes"] / runs["activation_bytes"]
+    buffers = results[results["metric"] == "buffer_bytes"].groupby("key")["value"].sum().rename("buffer_MiB") / 2**20
+    makespan = results[results["metric"] == "makespan"].groupby("key")["value"].first().rename("wallclock_s")
+    runs = runs.join(buffers, on="key").join(makespan, on="key")
+    probes = results[results["metric"].isin(["relative_distortion", "relative_gradient_error"])]
+    if not probes.empty:
+        last = probes[probes["time"] == probes.groupby("key")["time"].transform("max")]
+        runs = runs.join(last.pivot_table(index="key", columns="metric", values="value", aggfunc="mean"), on="key")
+    runs["quantizer"] = runs.apply(quantizer_label, axis=1)
+    return runs.sort_values(["pipeline", "quantizer", "bits_per_value"])
+
+
+def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
+    runs = run_table(results)
+    runs.to_csv(out / "runs.csv", index=False)
+    written = [out / "runs.csv"]
+    order = sorted(runs["quantizer"].unique(), key=lambda m: (not m.startswith("VQ"), m))
+
+    # The paper figure: accuracy against bits per activation value, one curve per method.
+    pipelines = sorted(runs["pipeline"].unique())
+    fig, axes = plt.subplots(1, len(pipelines), figsize=(5.2 * len(pipelines), 4), squeeze=False, sharey=True)
+    for ax, pipeline in zip(axes[0], pipelines):
+        data = runs[runs["pipeline"] == pipeline]
+        sns.lineplot(data=data, x="bits_per_value", y="accuracy", hue="quantizer", hue_order=order, marker="o", errorbar=None, ax=ax)
+        for _, r in data[data["quant"] == "vq"].drop_duplicates(["quantizer", "codes"]).iterrows():
+            ax.annotate(f"K={int(r['codes'])}", (r["bits_per_value"], r["accuracy"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("bits per activation value on the links (codebooks included)")
+        ax.set_ylabel("final test accuracy, last module")
+        ax.set_title(f"{pipeline} DGL", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(wrap_caption(caption), fontsize=7)
+    written += save_figure(fig, out / "figures" / "accuracy_vs_bits")
+
+    fig, axes = plt.subplots(1, 2, figsize=(10.4, 3.8))
+    for ax, (column, label) in zip(axes, [("wallclock_s", "simulated wall-clock (s)"), ("buffer_MiB", "peak buffer memory, all buffers (MiB)")]):
+        sns.lineplot(data=runs, x="bits_per_value", y=column, hue="quantizer", hue_order=order, style="pipeline", marker="o", errorbar=None, ax=ax)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("bits per activation value")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=6)
+    fig.suptitle(wrap_caption(caption), fontsize=7)
+    written += save_figure(fig, out / "figures" / "wallclock_and_memory_vs_bits")
+
+    probes = results[results["metric"].isin(["relative_distortion", "relative_gradient_error", "perplexity"])]
+    if not probes.empty:
+        probes = probes.merge(runs[["key", "quantizer"]], on="key")
+        probes = probes[probes["time"] == probes.groupby("key")["time"].transform("max")]
+        grid = sns.relplot(data=probes[probes["quant"] == "vq"], x="codes", y="value", hue="quantizer", style="link", col="metric", kind="line",
+                           marker="o", errorbar=None, height=3.2, aspect=1.1, facet_kws={"sharey": False})
+        for ax in grid.axes.flat:
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+        grid.set_axis_labels("codes K", "")
+        grid.figure.suptitle(wrap_caption(caption + "; last probe of each run"), fontsize=7, y=1.08)
+        written += save_figure(grid.figure, out / "figures" / "link_measurements_vs_codes")
+    return written
