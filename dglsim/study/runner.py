@@ -96,7 +96,8 @@ def run_study(
             for cfg in pending:
                 label = f"{cfg.method} seed {cfg.seed}"
                 if cfg.method == "simulated":
-                    label = f"{cfg.pipeline} slowdown {cfg.slowdown:g} M={cfg.buffer} {cfg.policy} seed {cfg.seed}"
+                    label = f"{cfg.pipeline} slowdown {cfg.slowdown:g} M={cfg.buffer} {cfg.policy}"
+                    label += f" {cfg.quant_config().label} seed {cfg.seed}" if cfg.quant != "none" else f" seed {cfg.seed}"
                 with tqdm(desc=label, unit="step", leave=False, disable=not show_progress, file=sys.stderr, mininterval=interval) as steps:
                     def on_steps(n: int, total: int, steps=steps) -> None:
                         steps.total = total

@@ -4,6 +4,7 @@ from scipy import stats
 
 from dglsim.errors import InvalidArgument
 from dglsim.sim import paper_probabilities, simulate, spec_from_dict, sync_fast, summarize_trace
+from dglsim.sim.metrics import buffer_peak
 
 from .helpers import finishes
 
@@ -146,3 +147,28 @@ def test_periodic_callback_runs_at_each_interval_while_the_run_goes_on(mode):
     result = simulate(spec, every=(interval, calls.append))
     assert calls and calls == [pytest.approx(interval * (i + 1)) for i in range(len(calls))]
     assert calls[-1] <= result.makespan + interval
+
+
+def test_link_time_uses_each_items_own_size():
+    """With size(j, payload), item i of 1 MB x (1 + i % 3) over 1 MB/s takes 1, 2 or 3 s on the link."""
+    spec = spec_from_dict({"mode": "sync", "workers": 2, "steps": 30, "compute": 0.1, "payload_bytes": 1, "bandwidth": 1e6})
+    produced = iter(range(30))
+    result = simulate(spec, compute=lambda j, item: next(produced) % 3 + 1 if j == 0 else None, size=lambda j, units: units * 1_000_000)
+    sends = result.trace.to_array()
+    sends = sends[sends["action"] == "send"]
+    assert sends["bytes"].tolist() == [(i % 3 + 1) * 1_000_000 for i in range(30)]
+    # the link is the bottleneck: the last item arrives after all transfers, 60 s of them
+    assert result.makespan == pytest.approx(0.1 + sum(i % 3 + 1 for i in range(30)) + 0.1)
+
+
+@pytest.mark.parametrize("mode,extra", [("sync", {"capacity": 3}), ("async", {"capacity": 4}), ("async", {"capacity": 4, "max_reuse": 2}),
+                                        ("paper", {"capacity": 3, "max_reuse": 2})])
+def test_buffer_peak_replays_what_the_buffer_held(mode, extra):
+    """Counting items, the replayed peak is the largest occupancy the trace reports."""
+    spec = _spec(mode, steps=400, slowdown=[1.0, 1.0, 2.0, 1.0], **extra)
+    result = simulate(spec)
+    rows = result.trace.to_array()
+    for j in (1, 2, 3):
+        mine = rows[(rows["worker"] == j) & np.isin(rows["action"], ("arrive", "evict", "start", "forward"))]
+        peak = buffer_peak(result.trace, j, removes_on_start=mode == "sync", max_reuse=spec.max_reuse, weigh=len)
+        assert peak == mine["occupancy"].max()

@@ -159,3 +159,40 @@ def test_simulated_runs_with_the_same_config_give_the_same_results(cifar10):
     cfg = RunConfig(method="simulated", pipeline="async", k=3, width=4, head="linear", train_per_class=10, test_per_class=5,
                     epochs=1, batch_size=20, slowdown=2.0, buffer=2, delay="lognormal", compute_time=(0.01, 0.02, 0.01), evals=2)
     assert execute_run(cfg)["rows"] == execute_run(cfg)["rows"]
+
+
+def test_several_grids_run_the_union_of_their_products():
+    spec = load_study("quant_sweep")
+    runs = spec.runs("default", {})
+    settings = {(r.pipeline, r.quant, r.quant_bits if r.quant in ("uniform", "stochastic") else None,
+                 r.codes if r.quant == "vq" else None, r.groups, r.gamma) for r in runs}
+    assert len(settings) == len(runs)  # no run twice
+    vq_sync_k = sorted(r.codes for r in runs if r.quant == "vq" and r.pipeline == "sync" and r.groups == 1 and r.gamma == 0.99)
+    assert vq_sync_k == [16, 64, 256, 1024, 4096]
+    assert {r.groups for r in runs if r.quant == "vq"} == {1, 2, 4}
+    assert not any(r.pipeline == "async" and (r.groups > 1 or r.gamma != 0.99) for r in runs)  # those grids are sync only
+    assert len(runs) == 2 + 4 + 1 + 10 + 2 + 2
+    # a profile or --set that names an axis replaces it in every grid that has it
+    smoke = spec.runs("smoke", {})
+    assert {r.pipeline for r in smoke} == {"sync"} and {r.codes for r in smoke if r.quant == "vq"} == {16}
+
+
+def test_quantization_needs_the_simulated_links():
+    with pytest.raises(InvalidArgument, match="'quant' of RunConfig must be 'none' unless method is 'simulated'.*got 'vq' with method 'dgl'"):
+        RunConfig(method="dgl", quant="vq")
+    with pytest.raises(InvalidArgument, match="'codes' of RunConfig must be an int >= 2, got 1"):
+        RunConfig(method="simulated", quant="vq", codes=1)
+
+
+@pytest.mark.data
+def test_quant_sweep_smoke_profile_writes_the_accuracy_against_bits_figure(tmp_path, cifar10):
+    assert main(["quant_sweep", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert (tmp_path / "figures" / "accuracy_vs_bits.png").stat().st_size > 0
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    float32 = runs[runs["quant"] == "none"].iloc[0]
+    assert float32["bits_per_value"] == 32 and float32["compression"] == 1
+    vq = runs[runs["quant"] == "vq"]
+    assert (vq["compression"] > 1).all() and (vq["codebook_share"] > 0).all()
+    assert (runs["buffer_MiB"] > 0).all() and (runs["wallclock_s"] > 0).all()
+    # smaller items over the same slow links: the quantized runs finish sooner in simulated time
+    assert (vq["wallclock_s"] < float32["wallclock_s"]).all()

@@ -157,3 +157,53 @@ def test_each_evaluation_time_appears_once_and_the_last_is_the_end(mode):
     assert len(times) == len(set(times)) and times[-1] == run.result.makespan
     # event modes: the time of the last event; paper mode: the number of global steps taken
     assert run.result.makespan == run.result.trace.rows[-1][0] + (1 if mode == "paper" else 0)
+
+
+def test_float_codecs_change_nothing_and_report_the_float_bytes():
+    """Codecs of family "none" send the activations themselves: sync mode still reproduces
+    synchronous DGL bit for bit, and every link reports 32 bits per value."""
+    from dglsim.quant import Codec, QuantConfig
+
+    reference = build_network(NET, seed=3)
+    train("dgl", reference, *_loaders(), CFG)
+    simulated = build_network(NET, seed=3)
+    run = train_simulated(simulated, *_loaders(), CFG, _spec("sync", capacity=2), codecs=[Codec(QuantConfig()) for _ in range(2)])
+    assert torch.equal(_params(reference), _params(simulated))
+    assert [link["bits_per_value"] for link in run.links] == [32.0, 32.0]
+    assert run.item_bytes[:2] == batch_payload_bytes(simulated, 16)[:2]
+
+
+def test_vq_links_send_codes_and_count_codebooks_in_bytes_and_buffers():
+    from dglsim.quant import Codec, Encoded, QuantConfig, VQConfig
+
+    net = build_network(NET, seed=6)
+    cfg = QuantConfig(family="vq", vq=VQConfig(codes=16), codebook_every=4)
+    codecs = [Codec(cfg, seed=j) for j in range(2)]
+    seen = []
+    original = codecs[1].decode
+    codecs[1].decode = lambda item: seen.append(item) or original(item)
+    run = train_simulated(net, *_loaders(), CFG, _spec("async", capacity=3), codecs=codecs, eval_interval=0.05)
+    assert seen and all(isinstance(item, Encoded) for item in seen)
+    steps = CFG.epochs * PER_EPOCH
+    shapes = net.output_shapes()
+    for j, link in enumerate(run.links):
+        c, h, w = shapes[j]
+        codes_bytes = 16 * h * w  # one uint8 code per position of a 16-item batch
+        book = 16 * c * 4
+        publications = 1 + steps // 4 - (1 if steps % 4 == 0 else 0)  # the first, then every 4 encodes (one left unsent at the end)
+        assert link["items"] == steps
+        assert link["codebook_bytes"] == publications * book
+        assert link["activation_bytes"] == steps * codes_bytes + publications * book
+        assert link["compression"] == pytest.approx(steps * 16 * c * h * w * 4 / link["activation_bytes"])
+        # the consumer's buffer holds at most 3 items (codes + labels) and the codebooks they refer to
+        item = codes_bytes + 16 * 8
+        assert 3 * item + book <= run.buffer_bytes[j + 1] <= 3 * item + 3 * book
+    metrics = {r["metric"] for r in run.rows if "link" in r}
+    assert {"relative_distortion", "relative_gradient_error", "perplexity", "unused_codes", "codebook_drift"} <= metrics
+
+
+def test_codecs_must_be_one_per_link():
+    from dglsim.quant import Codec, QuantConfig
+
+    with pytest.raises(InvalidArgument, match="'codecs' of train_simulated must be one per link \\(K-1 = 2\\), got 1"):
+        train_simulated(build_network(NET, seed=0), *_loaders(), CFG, _spec("sync"), codecs=[Codec(QuantConfig())])
