@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, Iterator
+from typing import Callable, ClassVar, Iterator
 
 import torch
 from torch import nn
@@ -58,12 +58,15 @@ class DecoupledNet(nn.Module):
             x = stage(x)
         return self.heads[-1](x)
 
-    def all_logits(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every head's logits, one forward pass: [(B, classes)] * K."""
+    def all_logits(self, x: torch.Tensor, *, links: list[Callable[[torch.Tensor], torch.Tensor]] | None = None) -> list[torch.Tensor]:
+        """Every head's logits, one forward pass: [(B, classes)] * K. links[j], when given, maps
+        module j's output before module j+1 takes it (e.g. a quantized link: encode, decode)."""
         out = []
-        for stage, head in zip(self.stages, self.heads):
+        for j, (stage, head) in enumerate(zip(self.stages, self.heads)):
             x = stage(x)
             out.append(head(x))
+            if links is not None and j < self.k - 1:
+                x = links[j](x)
         return out
 
     def output_shapes(self) -> list[tuple[int, ...]]:

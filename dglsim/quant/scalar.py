@@ -30,11 +30,12 @@ def uniform_encode(x: torch.Tensor, bits: int, *, stochastic: bool = False,
     x = x.float()
     levels = 2**bits - 1
     lo, hi = x.min(), x.max()
-    step = (hi - lo) / levels if hi > lo else torch.ones((), dtype=x.dtype)
+    step = (hi - lo) / levels if hi > lo else torch.ones((), dtype=x.dtype, device=x.device)
     scaled = (x - lo) / step
     if stochastic:
         floor = scaled.floor()
-        scaled = floor + (torch.rand(scaled.shape, generator=generator) < (scaled - floor)).float()
+        draws = torch.rand(scaled.shape, generator=generator).to(x.device)  # a CPU stream, the same on every device
+        scaled = floor + (draws < (scaled - floor)).float()
     else:
         scaled = scaled.round()
     codes = scaled.clamp_(0, levels).to(torch.int32).to(code_dtype(levels + 1))

@@ -119,7 +119,7 @@ def vq_assign(cfg: VQConfig, state: VQState, x: torch.Tensor) -> torch.Tensor:
     parts = _split(cfg, x)
     k, d = cfg.codes, parts.shape[2]
     method = choose_search(cfg.search, k, d)
-    codes = torch.empty(parts.shape[1], cfg.groups, dtype=code_dtype(k))
+    codes = torch.empty(parts.shape[1], cfg.groups, dtype=code_dtype(k), device=x.device)
     for g in range(cfg.groups):
         part = parts[g].contiguous()
         idx = state.index(g, cfg).nearest(part) if method == "pruned" else nearest_dense(part, state.codebook[g])

@@ -16,17 +16,27 @@ _RUN_KEYS = ["key", "pipeline", "quant", "quant_bits", "codes", "groups", "gamma
 
 
 def quantizer_label(row: pd.Series) -> str:
-    """The curve a run belongs to: VQ curves run over K (one per groups/gamma), scalar ones are points."""
+    """The curve a run belongs to: VQ runs over K (one curve per groups/gamma), uniform over its bits."""
     if row["quant"] == "vq":
         return "VQ" + (f" N={int(row['groups'])}" if row["groups"] > 1 else "") + (f" γ={row['gamma']:g}" if row["gamma"] != 0.99 else "")
-    return {"none": "float32", "uniform": f"uniform {int(row['quant_bits'])}-bit", "stochastic": f"stochastic {int(row['quant_bits'])}-bit"}[row["quant"]]
+    return {"none": "float32", "uniform": "uniform", "stochastic": "stochastic rounding"}[row["quant"]]
+
+
+def _setting(row: pd.Series) -> str:
+    """The quantizer and its size: K for VQ, bits for the scalar ones."""
+    if row["quant"] == "vq":
+        return f"{row['quantizer']} K={int(row['codes'])}"
+    return row["quantizer"] + (f" {int(row['quant_bits'])}-bit" if row["quant"] != "none" else "")
 
 
 def run_table(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: final last-module accuracy, end-to-end bits per activation value and
+    """One row per run: final last-module accuracy (through the quantized links, as trained; and
+    the same weights fed float activations), end-to-end bits per activation value and
     compression over all links (codebook messages included), peak buffer memory, simulated
     wall-clock, and the last probe's distortion and gradient error averaged over links."""
     runs = final_accuracy(results, _RUN_KEYS[1:])
+    unquantized = final_accuracy(results, [], metric="unquantized_test_accuracy", name="unquantized_accuracy")
+    runs = runs.merge(unquantized, on="key", how="left")
     links = results[results["metric"].isin(["activation_bytes", "float32_bytes", "codebook_bytes"])]
     totals = links.pivot_table(index="key", columns="metric", values="value", aggfunc="sum")
     runs = runs.merge(totals, left_on="key", right_index=True)
@@ -44,10 +54,30 @@ def run_table(results: pd.DataFrame) -> pd.DataFrame:
     return runs.sort_values(["pipeline", "quantizer", "bits_per_value"])
 
 
+def parity_table(runs: pd.DataFrame, points: float = 0.01) -> pd.DataFrame:
+    """Per mode: the most compressing quantizer whose last-module accuracy (mean over seeds) is
+    within `points` of float32's in the same mode, beside float32's accuracy."""
+    mean = runs.assign(setting=runs.apply(_setting, axis=1)).groupby(["pipeline", "setting", "quant"], as_index=False)[["accuracy", "compression", "bits_per_value"]].mean()
+    rows = []
+    for pipeline, group in mean.groupby("pipeline"):
+        reference = group[group["quant"] == "none"]
+        if reference.empty:
+            continue
+        base = float(reference["accuracy"].iloc[0])
+        close = group[(group["quant"] != "none") & (group["accuracy"] >= base - points)]
+        best = close.sort_values("compression").iloc[-1] if not close.empty else None
+        rows.append({"pipeline": pipeline, "float32_accuracy": base,
+                     "quantizer": None if best is None else best["setting"],
+                     "accuracy": None if best is None else best["accuracy"], "compression": None if best is None else best["compression"],
+                     "bits_per_value": None if best is None else best["bits_per_value"]})
+    return pd.DataFrame(rows)
+
+
 def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
     runs = run_table(results)
     runs.to_csv(out / "runs.csv", index=False)
-    written = [out / "runs.csv"]
+    parity_table(runs).to_csv(out / "compression_at_parity.csv", index=False)
+    written = [out / "runs.csv", out / "compression_at_parity.csv"]
     order = sorted(runs["quantizer"].unique(), key=lambda m: (not m.startswith("VQ"), m))
 
     # The paper figure: accuracy against bits per activation value, one curve per method.

@@ -18,11 +18,11 @@ def wrap_caption(caption: str, width: int = 150) -> str:
     return "\n".join(textwrap.wrap(caption, width))
 
 
-def final_accuracy(results: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Last-module test accuracy at the end of each run (the last evaluation)."""
-    acc = results[(results["metric"] == "test_accuracy") & (results["module"] == results["k"] - 1)]
+def final_accuracy(results: pd.DataFrame, by: list[str], *, metric: str = "test_accuracy", name: str = "accuracy") -> pd.DataFrame:
+    """Last-module `metric` at the end of each run (the last evaluation), as column `name`."""
+    acc = results[(results["metric"] == metric) & (results["module"] == results["k"] - 1)]
     last = acc[acc["time"] == acc.groupby("key")["time"].transform("max")]
-    return last[["key", *by, "value"]].rename(columns={"value": "accuracy"})
+    return last[["key", *by, "value"]].rename(columns={"value": name})
 
 
 def _reference_line(ax: plt.Axes, final: pd.DataFrame) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from dglsim.data.loader import BatchLoader
@@ -9,9 +11,11 @@ from dglsim.models.decoupled import DecoupledNet, eval_mode
 
 
 @torch.no_grad()
-def evaluate(net: DecoupledNet, loader: BatchLoader, *, modules: list[int] | None = None) -> dict[str, list[float]]:
+def evaluate(net: DecoupledNet, loader: BatchLoader, *, modules: list[int] | None = None,
+             links: list[Callable[[torch.Tensor], torch.Tensor]] | None = None) -> dict[str, list[float]]:
     """{"accuracy": [acc of head j], "ensemble": [acc of the ensemble of heads 0..j]} for j in `modules`
-    (all by default).
+    (all by default). links: what each link does to the activation it carries (see
+    DecoupledNet.all_logits); None passes activations unchanged.
 
     The ensemble weights head i's softmax output by 2^i (the authors' choice: deeper heads are
     better and dominate, shallower ones break ties).
@@ -23,7 +27,7 @@ def evaluate(net: DecoupledNet, loader: BatchLoader, *, modules: list[int] | Non
     with eval_mode(net):
         for x, y in loader.epoch(0):
             probs_sum = None
-            for j, logits in enumerate(net.all_logits(x)):
+            for j, logits in enumerate(net.all_logits(x, links=links)):
                 correct[j] += (logits.argmax(1) == y).sum().cpu()
                 weighted = logits.softmax(1) * 2.0**j
                 probs_sum = weighted if probs_sum is None else probs_sum + weighted

@@ -169,11 +169,20 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
     rows: list[dict] = []
     probe = next(iter(test.epoch(0))) if codecs else None
 
+    # With codecs the network is evaluated as it trains, through its quantized links (probe
+    # encodes: they teach the codebooks nothing); "unquantized_*" shows the same weights fed
+    # float activations.
+    links = [lambda x, c=c: c.decode(c.probe(x)) for c in codecs] if codecs else None
+
     def evaluate_now(t: float) -> None:
-        scores = evaluate(net, test)
         epochs = [d / per_epoch for d in done]
-        for metric, values in (("test_accuracy", scores["accuracy"]), ("ensemble_accuracy", scores["ensemble"])):
-            rows.extend({"time": t, "module": j, "metric": metric, "module_epoch": epochs[j], "value": float(v)} for j, v in enumerate(values))
+        passes = [("", links)] + ([("unquantized_", None)] if codecs else [])
+        if codecs and any(c.encodes == 0 for c in codecs):  # a link that has sent nothing has no codebook yet
+            passes = passes[1:]
+        for prefix, through in passes:
+            scores = evaluate(net, test, links=through)
+            for metric, values in (("test_accuracy", scores["accuracy"]), ("ensemble_accuracy", scores["ensemble"])):
+                rows.extend({"time": t, "module": j, "metric": prefix + metric, "module_epoch": epochs[j], "value": float(v)} for j, v in enumerate(values))
         if codecs:
             rows.extend({"time": t, "link": j, "metric": name, "value": value} for j, name, value in _probe_links(net, codecs, probe))
 
@@ -234,5 +243,5 @@ def _link_summary(j: int, sent: list[Sent]) -> dict:
     return {
         "link": j, "items": items, "wire_bytes": sum(s.wire for s in sent), "codebook_bytes": sum(s.message for s in sent),
         "activation_bytes": activation, "float32_bytes": floats,
-        "bits_per_value": 32 * activation / floats, "compression": floats / activation,
+        "bits_per_item": 8 * activation / items, "bits_per_value": 32 * activation / floats, "compression": floats / activation,
     }

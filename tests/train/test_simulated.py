@@ -200,6 +200,21 @@ def test_vq_links_send_codes_and_count_codebooks_in_bytes_and_buffers():
         assert 3 * item + book <= run.buffer_bytes[j + 1] <= 3 * item + 3 * book
     metrics = {r["metric"] for r in run.rows if "link" in r}
     assert {"relative_distortion", "relative_gradient_error", "perplexity", "unused_codes", "codebook_drift"} <= metrics
+    # evaluated as trained (through the quantized links) and with float activations
+    final = {r["metric"]: r["value"] for r in run.rows if r.get("module") == 2 and r["time"] == run.result.makespan}
+    assert {"test_accuracy", "unquantized_test_accuracy"} <= set(final)
+
+
+def test_evaluation_through_links_sees_what_the_links_do():
+    from dglsim.train.evaluate import evaluate
+
+    net = build_network(NET, seed=2)
+    test = _loaders()[1]
+    assert evaluate(net, test, links=[lambda x: x, lambda x: x]) == evaluate(net, test)
+    x = next(iter(test.epoch(0)))[0]
+    blind = net.all_logits(x, links=[torch.zeros_like, torch.zeros_like])
+    assert torch.equal(blind[0], net.all_logits(x)[0])  # module 0 is before any link
+    assert torch.allclose(blind[2], net.heads[2](net.stages[2](torch.zeros(x.shape[0], *net.output_shapes()[1]))))
 
 
 def test_codecs_must_be_one_per_link():
