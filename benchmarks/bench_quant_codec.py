@@ -3,9 +3,11 @@
 The module is module 2 of the paper's 4-module network (learning_curve_cnn, width 64): a
 128->128 conv3x3 at 16x16 with its MLP-SR head; its output, the activation the link carries, is
 [128, 128, 16, 16] (32,768 channel vectors of 128 dims). Modules 0-2 first train for a few
-steps on CIFAR-10 so the activations and the codebook are those of real training. One round
-runs one local step of module 2 and one encode (nearest codes, EMA update, publication every 10
-encodes) plus one decode of one of its recent outputs.
+steps on CIFAR-10 so the activations and the codebook are those of real training. Module 2's
+input is channels-last in memory, as a decoded input is (so its output is too, and the codec
+reads its channel vectors without a copy). One round runs one local step of module 2 and one
+encode (nearest codes, EMA update, publication every 10 encodes) plus one decode of one of its
+recent outputs.
 
     python benchmarks/bench_quant_codec.py [--rounds 20] [--threads 1] [--json out.json]
 
@@ -56,6 +58,8 @@ def main() -> None:
     for x, y in batches:
         for j in range(3):
             if j == 2:
+                # what module 2 gets from a quantized link: a decoded, channels-last activation
+                x = x.contiguous(memory_format=torch.channels_last)
                 inputs.append((x, y))
             x, _ = local_step(net.stages[j], net.heads[j], opts[j], x, y)
         outputs.append(x)

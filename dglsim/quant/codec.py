@@ -63,13 +63,16 @@ class QuantConfig:
 
 
 def to_vectors(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, *spatial) -> (B * prod(spatial), C): the channel vector at each position."""
+    """(B, C, *spatial) -> (B * prod(spatial), C): the channel vector at each position. Free (a
+    view) when x is channels-last in memory, as the decoded inputs of the modules are."""
     return x.movedim(1, -1).reshape(-1, x.shape[1])
 
 
 def from_vectors(v: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """The inverse of to_vectors, without a copy: a (B, C, *spatial) view whose memory is
+    channels-last (convolutions take it as it is; their output is channels-last in turn)."""
     b, c, *spatial = shape
-    return v.reshape(b, *spatial, c).movedim(-1, 1).contiguous()
+    return v.reshape(b, *spatial, c).movedim(-1, 1)
 
 
 def _nbytes(t: torch.Tensor) -> int:

@@ -23,7 +23,7 @@ def test_byte_accounting_equals_what_is_serialised(cfg, batch, spatial, seed):
     codec = Codec(cfg, seed=seed)
     for _ in range(5):
         # VQ draws its first codebook from the first batch: it needs at least K vectors
-        x = torch.relu(torch.randn(batch * 75, channels, *spatial, generator=g))
+        x = torch.relu(torch.randn(batch * 300, channels, *spatial, generator=g))  # >= 300 vectors
         item = codec.encode(x)
         assert len(item.to_bytes()) == item.nbytes
         assert item.float32_bytes == x.numel() * 4
