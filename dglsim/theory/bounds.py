@@ -1,0 +1,103 @@
+"""The bound terms of the convergence result, computed from its constants, and a check of the
+summability assumptions on finite sequences (see proofs/).
+
+Descent lemma (one step, module j, inputs of law q_t, limit law q*):
+
+    E L(theta_{t+1}) <= E L(theta_t) - eta_t E|grad L(theta_t)|^2 + sqrt(2) G eta_t sqrt(c_t) + (L G / 2) eta_t^2
+
+Summed over t = 0..T-1 and divided by sum eta_t, it bounds min_t E|grad L(theta_t)|^2 by
+
+    [L(theta_0) - inf L + sqrt(2) G sum eta_t sqrt(c_t) + (L G / 2) sum eta_t^2] / sum eta_t,
+
+which goes to 0 when sum eta_t = inf, sum eta_t^2 < inf (A2) and sum eta_t sqrt(c_t) < inf (A4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dglsim.errors import InvalidArgument
+
+__all__ = ["descent_slack", "corollary_bound", "tail_exponent", "SummabilityReport", "summability"]
+
+
+def _sequence(name: str, values, where: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1 or arr.size < 1 or not np.isfinite(arr).all() or (arr < 0).any():
+        raise InvalidArgument(f"'{name}' of {where} must be a non-empty 1-d sequence of finite reals >= 0, got shape {arr.shape}")
+    return arr
+
+
+def descent_slack(loss_now, loss_next, grad_norm2, eta: float, c: float, smoothness: float, second_moment: float):
+    """Right-hand side minus left-hand side of the descent lemma for one step (>= 0 when it
+    holds in expectation). The losses and squared gradient norms may be arrays (one per run):
+    the lemma is about their means."""
+    rhs = np.asarray(loss_now) - eta * np.asarray(grad_norm2) + np.sqrt(2) * second_moment * eta * np.sqrt(c) + smoothness * second_moment / 2 * eta**2
+    return rhs - np.asarray(loss_next)
+
+
+def corollary_bound(initial_gap: float, smoothness: float, second_moment: float, etas, cs) -> np.ndarray:
+    """The bound on min_{t<T} E|grad L|^2 for every horizon T = 1..len(etas)."""
+    etas, cs = _sequence("etas", etas, "corollary_bound"), _sequence("cs", cs, "corollary_bound")
+    if len(cs) < len(etas):
+        raise InvalidArgument(f"'cs' of corollary_bound must hold one c_t per step ({len(etas)}), got {len(cs)}")
+    cs = cs[: len(etas)]
+    bias = np.sqrt(2) * second_moment * np.cumsum(etas * np.sqrt(cs))
+    curvature = smoothness * second_moment / 2 * np.cumsum(etas**2)
+    return (initial_gap + bias + curvature) / np.cumsum(etas)
+
+
+def tail_exponent(values) -> float:
+    """p such that values_t ~ t^-p over the second half of the sequence (least squares on
+    log-log); +inf when the tail reaches 0 (faster than any power, e.g. geometric to underflow)."""
+    v = _sequence("values", values, "tail_exponent")
+    t = np.arange(1, v.size + 1, dtype=float)
+    tail = slice(v.size // 2, None)
+    if (v[tail] == 0).any():
+        return float("inf")
+    slope = np.polyfit(np.log(t[tail]), np.log(v[tail]), 1)[0]
+    return float(-slope)
+
+
+@dataclass(frozen=True)
+class SummabilityReport:
+    """Which summability assumptions a finite run is consistent with, from the tail exponents of
+    its sequences (a power law t^-p has a finite sum iff p > 1)."""
+
+    step_exponent: float  # eta_t ~ t^-a
+    weighted_distance_exponent: float  # eta_t sqrt(c_t) ~ t^-b
+    distance_exponent: float  # c_t ~ t^-e
+    margin: float
+
+    @property
+    def steps_diverge(self) -> bool:  # sum eta_t = inf
+        return self.step_exponent <= 1 + self.margin
+
+    @property
+    def squares_converge(self) -> bool:  # sum eta_t^2 < inf
+        return 2 * self.step_exponent > 1 + self.margin
+
+    @property
+    def a2(self) -> bool:
+        return self.steps_diverge and self.squares_converge
+
+    @property
+    def a4(self) -> bool:
+        """The form the proof needs: sum eta_t sqrt(c_t) < inf."""
+        return self.weighted_distance_exponent > 1 + self.margin
+
+    @property
+    def a4_summable_distance(self) -> bool:
+        """The stronger form sum c_t < inf (with A2 it implies the one the proof needs)."""
+        return self.distance_exponent > 1 + self.margin
+
+
+def summability(etas, cs, *, margin: float = 0.05) -> SummabilityReport:
+    """Tail exponents of eta_t, eta_t sqrt(c_t) and c_t. `margin` keeps power laws at the edge
+    (p = 1 exactly, where the sum diverges logarithmically) on the side they belong to, against
+    the bias of a fit over a finite tail."""
+    etas, cs = _sequence("etas", etas, "summability"), _sequence("cs", cs, "summability")
+    cs = cs[: len(etas)]
+    return SummabilityReport(tail_exponent(etas), tail_exponent(etas * np.sqrt(cs)), tail_exponent(cs), margin)
