@@ -70,7 +70,7 @@ def buffer_peak(trace: Trace, worker: int, *, removes_on_start: bool, max_reuse:
     replay buffer when it is evicted or has been consumed (trained on or forwarded) max_reuse times."""
     held: set[int] = set()
     peak = 0
-    for time, w, action, item, _version, _stale, _age, reuse, _occ, _bytes in trace.rows:
+    for _time, w, action, item, _version, _stale, _age, reuse, _occ, _bytes in trace.rows:
         if w != worker:
             continue
         if action == "arrive":

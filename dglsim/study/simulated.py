@@ -6,9 +6,9 @@ import numpy as np
 
 from dglsim.data.loader import BatchLoader
 from dglsim.delays import Constant, Straggler, lognormal
+from dglsim.errors import InvalidArgument
 from dglsim.models.decoupled import DecoupledNet
 from dglsim.quant import Codec
-from dglsim.errors import InvalidArgument
 from dglsim.sim import PipelineSpec, paper_probabilities
 from dglsim.sim.metrics import distribution
 from dglsim.study.config import RunConfig

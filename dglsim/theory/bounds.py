@@ -20,7 +20,7 @@ import numpy as np
 
 from dglsim.errors import InvalidArgument
 
-__all__ = ["descent_slack", "corollary_bound", "tail_exponent", "SummabilityReport", "summability"]
+__all__ = ["descent_slack", "quantized_descent_slack", "logistic_quantization_bias_bound", "corollary_bound", "rate_bound", "tail_exponent", "SummabilityReport", "summability"]
 
 
 def _sequence(name: str, values, where: str) -> np.ndarray:
@@ -38,6 +38,30 @@ def descent_slack(loss_now, loss_next, grad_norm2, eta: float, c: float, smoothn
     return rhs - np.asarray(loss_next)
 
 
+def quantized_descent_slack(loss_now, loss_next, grad_norm2, eta: float, c: float, bias: float, smoothness: float,
+                            second_moment: float, decoded_second_moment: float):
+    """The descent lemma when the module trains on decoded inputs (proofs/06_quantized.md):
+
+        E L(theta_{t+1}) <= E L(theta_t) - eta E|grad L|^2 + eta sqrt(G) (sqrt(2 G c) + B) + (L G~ / 2) eta^2,
+
+    with B >= |E[grad l(theta; Q(x)) - grad l(theta; x)]| (the quantization bias of the gradient)
+    and G~ the second moment of gradients on decoded inputs. Right minus left side."""
+    rhs = (np.asarray(loss_now) - eta * np.asarray(grad_norm2) + eta * np.sqrt(second_moment) * (np.sqrt(2 * second_moment * c) + bias)
+           + smoothness * decoded_second_moment / 2 * eta**2)
+    return rhs - np.asarray(loss_next)
+
+
+def logistic_quantization_bias_bound(theta: np.ndarray, x: np.ndarray, decoded: np.ndarray) -> float:
+    """B for the logistic loss, from samples of x and Q(x) (rows): the gradient -s(-u) y x has
+    Jacobian in x of norm <= 1 + |theta| |x| / 4, so along the segment from x to Q(x)
+    |grad l(Q(x)) - grad l(x)| <= (1 + |theta| max(|x|, |Q(x)|) / 4) |Q(x) - x|, and by
+    Cauchy-Schwarz B <= sqrt(E Lambda^2) sqrt(D), D = E|Q(x) - x|^2 the distortion."""
+    x, decoded = np.asarray(x, float), np.asarray(decoded, float)
+    lam = 1 + np.linalg.norm(theta) * np.maximum(np.linalg.norm(x, axis=-1), np.linalg.norm(decoded, axis=-1)) / 4
+    distortion = ((decoded - x) ** 2).sum(-1).mean()
+    return float(np.sqrt((lam**2).mean()) * np.sqrt(distortion))
+
+
 def corollary_bound(initial_gap: float, smoothness: float, second_moment: float, etas, cs) -> np.ndarray:
     """The bound on min_{t<T} E|grad L|^2 for every horizon T = 1..len(etas)."""
     etas, cs = _sequence("etas", etas, "corollary_bound"), _sequence("cs", cs, "corollary_bound")
@@ -47,6 +71,28 @@ def corollary_bound(initial_gap: float, smoothness: float, second_moment: float,
     bias = np.sqrt(2) * second_moment * np.cumsum(etas * np.sqrt(cs))
     curvature = smoothness * second_moment / 2 * np.cumsum(etas**2)
     return (initial_gap + bias + curvature) / np.cumsum(etas)
+
+
+def rate_bound(initial_gap: float, smoothness: float, second_moment: float, *, eta0: float, alpha: float,
+               c0: float, beta: float, horizons) -> np.ndarray:
+    """The rate corollary: with eta_t = eta0 (t+1)^-alpha, 1/2 < alpha <= 1, and
+    c_t <= c0 (t+1)^-beta with alpha + beta/2 > 1, the corollary bound at horizon T is at most
+
+        [gap + sqrt(2) G eta0 sqrt(c0) zeta(alpha + beta/2) + (L G / 2) eta0^2 zeta(2 alpha)] / S_T,
+        S_T = eta0 ((T+1)^(1-alpha) - 1) / (1 - alpha)   (eta0 ln(T+1) when alpha = 1),
+
+    that is O(T^-(1-alpha)) (O(1 / log T) at alpha = 1). zeta is Riemann's zeta (the tails'
+    sums); S_T lower-bounds sum_{t<T} eta_t by the integral of a decreasing function."""
+    from scipy.special import zeta
+
+    if not 0.5 < alpha <= 1:
+        raise InvalidArgument(f"'alpha' of rate_bound must be in (1/2, 1] (A2), got {alpha!r}")
+    if not alpha + beta / 2 > 1:
+        raise InvalidArgument(f"'beta' of rate_bound must make alpha + beta/2 > 1 (A4), got alpha = {alpha!r}, beta = {beta!r}")
+    t = np.asarray(horizons, dtype=float)
+    numerator = initial_gap + np.sqrt(2) * second_moment * eta0 * np.sqrt(c0) * zeta(alpha + beta / 2) + smoothness * second_moment / 2 * eta0**2 * zeta(2 * alpha)
+    steps = eta0 * np.log(t + 1) if alpha == 1 else eta0 * ((t + 1) ** (1 - alpha) - 1) / (1 - alpha)
+    return numerator / steps
 
 
 def tail_exponent(values) -> float:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -110,9 +111,23 @@ class LogisticTestbed:
         return float(res.fun)
 
     # --- SGD on inputs from the moving law ------------------------------------------------------
-    def sgd(self, theta0: np.ndarray, means: np.ndarray, steps: np.ndarray, *, runs: int, batch: int, seed: int) -> np.ndarray:
+    def sample(self, mean: np.ndarray, n: int, generator: torch.Generator, shape: tuple[int, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y): n samples (times `shape`) of the law of class mean `mean`."""
+        y = torch.randint(0, 2, (*shape, n), generator=generator, dtype=torch.float64) * 2 - 1
+        x = y[..., None] * torch.as_tensor(mean, dtype=torch.float64) + self.sigma * torch.randn(*shape, n, self.d, generator=generator, dtype=torch.float64)
+        return x, y
+
+    @staticmethod
+    def sample_gradients(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """grad of the loss at theta (..., d) for samples x (..., n, d), y (..., n): (..., n, d)."""
+        u = y * torch.einsum("...d,...nd->...n", theta, x)
+        return -(torch.sigmoid(-u) * y)[..., None] * x
+
+    def sgd(self, theta0: np.ndarray, means: np.ndarray, steps: np.ndarray, *, runs: int, batch: int, seed: int,
+            quantize: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
         """`runs` independent SGD runs: step t draws `batch` samples from the law of mean means[t]
-        and moves by -steps[t] x the mini-batch gradient. Returns theta_0..theta_T: (T+1, runs, d)."""
+        (passed through `quantize`, when given, as a quantized link would) and moves by
+        -steps[t] x the mini-batch gradient. Returns theta_0..theta_T: (T+1, runs, d)."""
         means, steps = np.asarray(means, float), np.asarray(steps, float)
         if len(means) < len(steps):
             raise InvalidArgument(f"'means' of LogisticTestbed.sgd must hold at least one mean per step ({len(steps)}), got {len(means)}")
@@ -120,11 +135,9 @@ class LogisticTestbed:
         theta = torch.tensor(np.broadcast_to(np.asarray(theta0, float), (runs, self.d)).copy(), dtype=torch.float64)
         out = [theta.clone()]
         for t, eta in enumerate(steps):
-            y = torch.randint(0, 2, (runs, batch), generator=gen, dtype=torch.float64) * 2 - 1
-            m = torch.as_tensor(means[t], dtype=torch.float64)
-            x = y[..., None] * m + self.sigma * torch.randn(runs, batch, self.d, generator=gen, dtype=torch.float64)
-            u = y * torch.einsum("rd,rbd->rb", theta, x)
-            grad = -(torch.sigmoid(-u) * y)[..., None] * x
-            theta = theta - eta * grad.mean(1)
+            x, y = self.sample(means[t], batch, gen, (runs,))
+            if quantize is not None:
+                x = quantize(x)
+            theta = theta - eta * self.sample_gradients(theta, x, y).mean(1)
             out.append(theta.clone())
         return torch.stack(out).numpy()

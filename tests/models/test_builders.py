@@ -23,7 +23,7 @@ def test_module_output_shapes(arch, k, shape, depth, expected):
     net = build_network(NetworkSpec(arch=arch, k=k, depth=depth, input_shape=shape, head="linear"), seed=0)
     assert net.k == k and net.output_shapes() == expected
     x = torch.randn(2, *shape)
-    assert [tuple(l.shape) for l in net.all_logits(x)] == [(2, 10)] * k
+    assert [tuple(logits.shape) for logits in net.all_logits(x)] == [(2, 10)] * k
     assert net(x).shape == (2, 10)
 
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dglsim.errors import InvalidArgument
-from dglsim.quant import Codec, QuantConfig, VQConfig, vq_assign, to_vectors
+from dglsim.quant import Codec, QuantConfig, VQConfig, to_vectors, vq_assign
 
 configs = st.one_of(
     st.just(QuantConfig()),

@@ -23,7 +23,7 @@ def _spec(mode, compute, latency, **extra):
     return spec_from_dict({
         "mode": mode, "workers": K, "steps": STEPS,
         "compute": [{"kind": "replay", "values": c, "cycle": False} for c in compute],
-        "latency": [{"kind": "replay", "values": l, "cycle": False} for l in latency[: K - 1]],
+        "latency": [{"kind": "replay", "values": lat, "cycle": False} for lat in latency[: K - 1]],
         **extra,
     })
 

@@ -3,7 +3,7 @@ import pytest
 from scipy import stats
 
 from dglsim.errors import InvalidArgument
-from dglsim.sim import paper_probabilities, simulate, spec_from_dict, sync_fast, summarize_trace
+from dglsim.sim import paper_probabilities, simulate, spec_from_dict, summarize_trace, sync_fast
 from dglsim.sim.metrics import buffer_peak
 
 from .helpers import finishes

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dglsim.errors import InvalidArgument
-from dglsim.theory.bounds import corollary_bound, descent_slack, summability, tail_exponent
+from dglsim.theory.bounds import corollary_bound, descent_slack, rate_bound, summability, tail_exponent
 from dglsim.theory.testbeds import LogisticTestbed, mean_path
 
 RUNS = 1000  # independent SGD runs: expectations are their means
@@ -45,6 +45,7 @@ def _setup(p):
     return bed, means, etas, thetas
 
 
+@pytest.mark.claim("descent-lemma")
 @given(problems)
 @settings(max_examples=25)
 def test_descent_lemma_holds_at_every_step(p):
@@ -58,6 +59,7 @@ def test_descent_lemma_holds_at_every_step(p):
         assert slack.mean() >= -Z * slack.std(ddof=1) / np.sqrt(RUNS), (t, slack.mean())
 
 
+@pytest.mark.claim("corollary-bound")
 @given(problems)
 @settings(max_examples=25)
 def test_min_expected_gradient_norm_sits_under_the_corollary_bound(p):
@@ -74,11 +76,14 @@ def test_min_expected_gradient_norm_sits_under_the_corollary_bound(p):
         assert means_so_far[best] - Z * se <= bound[horizon - 1]
 
 
+@pytest.mark.claim("descent-lemma")
 def test_descent_slack_is_the_inequality_of_one_step():
     assert descent_slack(1.0, 0.9, 0.5, 0.1, 0.0, 2.0, 1.0) == pytest.approx(1.0 - 0.05 + 0.01 - 0.9)
     assert descent_slack(1.0, 1.0, 0.0, 0.1, 0.25, 1.0, 2.0) == pytest.approx(np.sqrt(2) * 2 * 0.1 * 0.5 + 0.01)
 
 
+@pytest.mark.claim("A1")
+@pytest.mark.claim("A3")
 def test_the_testbed_constants_are_exact():
     bed = LogisticTestbed(np.array([1.0, -0.5]), 0.7)
     theta = np.array([0.4, 0.9])
@@ -102,6 +107,7 @@ def test_the_testbed_constants_are_exact():
     assert one.l1_distance(np.array([[1.6]]))[0] == pytest.approx(l1, abs=1e-6)
 
 
+@pytest.mark.claim("A2")
 @pytest.mark.parametrize("alpha,a2", [(0.75, True), (1.0, True), (0.4, False), (1.5, False)])
 def test_broken_step_sizes_are_detected(alpha, a2):
     etas = 0.5 / np.arange(1, 2001) ** alpha
@@ -110,6 +116,8 @@ def test_broken_step_sizes_are_detected(alpha, a2):
     assert report.a2 is a2
 
 
+@pytest.mark.claim("A4")
+@pytest.mark.claim("summability")
 def test_a_producer_that_does_not_converge_breaks_a4_and_the_bound_stays_away_from_zero():
     bed = LogisticTestbed(np.array([1.0]), 1.0)
     etas = 0.5 / np.arange(1, 20001) ** 0.75
@@ -127,6 +135,7 @@ def test_a_producer_that_does_not_converge_breaks_a4_and_the_bound_stays_away_fr
     assert (bad >= np.sqrt(2) * G * np.sqrt(stuck[0])).all()
 
 
+@pytest.mark.claim("summability")
 def test_the_weaker_a4_holds_where_sum_c_t_diverges():
     """c_t ~ t^-1.5 with eta_t ~ t^-0.75: sum c_t < inf; c_t ~ t^-0.8: sum c_t = inf, yet
     sum eta_t sqrt(c_t) ~ sum t^-1.15 < inf, which is all the proof needs."""
@@ -142,3 +151,30 @@ def test_bad_sequences_are_refused():
         corollary_bound(1.0, 1.0, 1.0, [-0.1], [0.0])
     with pytest.raises(InvalidArgument, match="'cs' of corollary_bound must hold one c_t per step \\(2\\), got 1"):
         corollary_bound(1.0, 1.0, 1.0, [0.1, 0.1], [0.0])
+
+
+@pytest.mark.claim("rate")
+@given(st.floats(0.55, 1.0), st.floats(0.3, 4.0), st.floats(0.05, 1.0), st.floats(0.01, 2.0))
+def test_the_corollary_bound_falls_at_the_stated_rate(alpha, beta, eta0, c0):
+    if alpha + beta / 2 <= 1.01:
+        beta = 2 * (1.01 - alpha) + 0.1
+    t = np.arange(1, 4001, dtype=float)
+    etas, cs = eta0 * t**-alpha, c0 * t**-beta
+    horizons = np.arange(1, 4001)
+    exact = corollary_bound(1.0, 0.5, 2.0, etas, cs)
+    rate = rate_bound(1.0, 0.5, 2.0, eta0=eta0, alpha=alpha, c0=c0, beta=beta, horizons=horizons)
+    assert (exact <= rate * (1 + 1e-9)).all()
+    # the rate itself: T^(1-alpha) x bound (log T x bound at alpha = 1) stays bounded
+    scale = np.log(horizons + 1) if alpha == 1 else (horizons + 1.0) ** (1 - alpha)
+    assert (rate * scale)[-1] <= (rate * scale)[len(horizons) // 2] * 1.01
+
+
+@pytest.mark.claim("rate")
+def test_a_polynomially_converging_producer_meets_the_rate_premise():
+    """On the testbed, m_t - m* = g (t+1)^-r gives c_t <= c0 (t+1)^-r with c0 = 2 g / (sigma sqrt(2 pi)),
+    since 2 Phi(z) - 1 <= 2 phi(0) z."""
+    bed = LogisticTestbed(np.array([0.5, 1.0]), 0.8)
+    start = bed.m_star + np.array([1.5, 0.0])
+    cs = bed.l1_distance(mean_path(bed.m_star, start, 5000, kind="polynomial", rate=1.3))
+    t = np.arange(1, 5002)
+    assert (cs <= 2 * 1.5 / (0.8 * np.sqrt(2 * np.pi)) * t**-1.3 + 1e-15).all()

@@ -9,7 +9,7 @@ from torch import nn
 from dglsim.errors import InvalidArgument
 from dglsim.theory.distances import code_histogram_tv, median_bandwidth, mmd2_unbiased
 from dglsim.theory.moments import batch_gradient, gradient_moments, per_sample_gradients
-from dglsim.theory.smoothness import flat, hessian_top_eigenvalue, secant_smoothness
+from dglsim.theory.smoothness import hessian_top_eigenvalue, secant_smoothness
 
 
 def test_power_iteration_finds_the_spectral_norm_of_a_quadratic():

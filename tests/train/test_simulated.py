@@ -8,8 +8,7 @@ from dglsim.data import BatchLoader, ImageSet
 from dglsim.errors import InvalidArgument
 from dglsim.models import NetworkSpec, build_network
 from dglsim.sim import spec_from_dict
-from dglsim.train import OptimConfig, TrainConfig, train
-from dglsim.train import batch_payload_bytes, profile_modules, train_simulated
+from dglsim.train import OptimConfig, TrainConfig, batch_payload_bytes, profile_modules, train, train_simulated
 
 NET = NetworkSpec(arch="authors_cnn", k=3, width=4, head="mlp", head_width=8, input_shape=(3, 8, 8))
 CFG = TrainConfig(epochs=3, batch_size=16, optim=OptimConfig(lr=0.05, lr_decay_every=1))
