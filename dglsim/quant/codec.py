@@ -128,7 +128,7 @@ class Codec:
     def codebook_bytes(self) -> int:
         if self.cfg.family != "vq" or self.published is None:
             return 0
-        return self.published.codebook.numel() * torch.tensor([], dtype=getattr(torch, self.cfg.codebook_dtype)).element_size()
+        return self.published.codebook.numel() * torch.finfo(getattr(torch, self.cfg.codebook_dtype)).bits // 8
 
     def encode(self, x: torch.Tensor) -> Encoded:
         """The item the producer sends for its output x; a VQ codec learns from x as it goes."""

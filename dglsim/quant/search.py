@@ -25,7 +25,7 @@ import torch
 
 from dglsim.errors import InvalidArgument
 
-__all__ = ["nearest_dense", "CodeIndex", "SEARCHES"]
+__all__ = ["nearest_dense", "CodeIndex", "SEARCHES", "choose_search"]
 
 SEARCHES = ("auto", "dense", "pruned")
 _EPS32 = float(torch.finfo(torch.float32).eps)
@@ -66,7 +66,8 @@ def _balanced_blocks(points: torch.Tensor, block: int) -> torch.Tensor:
 
 
 class CodeIndex:
-    """A codebook prepared for pruned exact search. Build it once per codebook; it is immutable.
+    """A codebook prepared for pruned exact search. Build it once per codebook (its structures
+    never change); `last_blocks_per_row` records how many blocks the last query scored exactly.
 
     dims: size of the principal subspace the bound uses (more: tighter bound, costlier matmul).
     block: codes per block (the pruning unit).

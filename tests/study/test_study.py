@@ -172,9 +172,11 @@ def test_several_grids_run_the_union_of_their_products():
     assert {r.groups for r in runs if r.quant == "vq"} == {1, 2, 4}
     assert not any(r.pipeline == "async" and (r.groups > 1 or r.gamma != 0.99) for r in runs)  # those grids are sync only
     assert len(runs) == 2 + 4 + 1 + 10 + 2 + 2
-    # a profile or --set that names an axis replaces it in every grid that has it
+    # a profile or --set that names an axis replaces it in every grid that has it; grids without
+    # the axis keep the base value (groups and gamma run at the base K = 256)
     smoke = spec.runs("smoke", {})
-    assert {r.pipeline for r in smoke} == {"sync"} and {r.codes for r in smoke if r.quant == "vq"} == {16}
+    assert {r.pipeline for r in smoke} == {"sync"}
+    assert {(r.codes, r.groups, r.gamma) for r in smoke if r.quant == "vq"} == {(16, 1, 0.99), (256, 2, 0.99), (256, 4, 0.99), (256, 1, 0.9), (256, 1, 0.999)}
 
 
 def test_quantization_needs_the_simulated_links():
