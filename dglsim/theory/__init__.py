@@ -7,6 +7,7 @@ from dglsim.theory.distances import code_histogram_tv, median_bandwidth, mmd2_un
 from dglsim.theory.moments import Moments, batch_gradient, gradient_moments, per_sample_gradients
 from dglsim.theory.smoothness import EigenEstimate, hessian_top_eigenvalue, secant_smoothness
 from dglsim.theory.testbeds import LogisticTestbed, mean_path
+from dglsim.theory.training import Snapshot, estimate_assumptions, train_with_snapshots
 
 __all__ = [
     "SummabilityReport", "corollary_bound", "descent_slack", "summability", "tail_exponent",
@@ -14,4 +15,5 @@ __all__ = [
     "Moments", "batch_gradient", "gradient_moments", "per_sample_gradients",
     "EigenEstimate", "hessian_top_eigenvalue", "secant_smoothness",
     "LogisticTestbed", "mean_path",
+    "Snapshot", "estimate_assumptions", "train_with_snapshots",
 ]
