@@ -33,10 +33,11 @@ from dglsim.models.decoupled import DecoupledNet, eval_mode
 from dglsim.quant import VQConfig, to_vectors, vq_assign, vq_init, vq_update
 from dglsim.theory.bounds import corollary_bound
 from dglsim.theory.distances import code_histogram_tv, median_bandwidth, mmd2_unbiased
-from dglsim.theory.smoothness import flat, hessian_top_eigenvalue
+from dglsim.theory.moments import batch_gradient
+from dglsim.theory.smoothness import hessian_top_eigenvalue
 from dglsim.train.methods import TrainConfig
 from dglsim.train.optim import set_lr
-from dglsim.train.steps import local_step
+from dglsim.train.steps import dgl_step
 
 __all__ = ["Snapshot", "train_with_snapshots", "estimate_assumptions"]
 
@@ -60,8 +61,7 @@ def train_with_snapshots(net: DecoupledNet, loader: BatchLoader, cfg: TrainConfi
         for x, y in loader.epoch(epoch):
             if step % every == 0:
                 snapshots.append(Snapshot(step, lr, copy.deepcopy(net.state_dict())))
-            for j in range(net.k):
-                x, _ = local_step(net.stages[j], net.heads[j], optimizers[j], x, y)
+            dgl_step(net, optimizers, x, y)
             step += 1
     snapshots.append(Snapshot(step, cfg.optim.lr_at(cfg.epochs - 1), copy.deepcopy(net.state_dict())))
     return snapshots
@@ -81,8 +81,7 @@ def _local_loss(stage: nn.Module, head: nn.Module, x: torch.Tensor, y: torch.Ten
 
 
 def _gradient(stage: nn.Module, head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    params = [*stage.parameters(), *head.parameters()]
-    return flat(torch.autograd.grad(_local_loss(stage, head, x, y), params)).detach()
+    return batch_gradient(nn.Sequential(stage, head), nn.functional.cross_entropy, x, y)
 
 
 def _reference_codebook(vectors: torch.Tensor, k: int, seed: int) -> torch.Tensor:
