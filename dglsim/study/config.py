@@ -97,6 +97,9 @@ class RunConfig:
     gamma: float = 0.99  # vq: EMA decay of the codebook statistics
     codebook_every: int = 10  # vq: producer batches between codebook publications
     codebook_dtype: str = "float32"  # vq: the published codebook's wire type
+    # the convergence theory's quantities (dglsim.theory) estimated at every evaluation, with
+    # the corollary's bound computed from them (method "simulated" only)
+    theory: bool = False
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "method": one_of(METHOD_CHOICES),
@@ -132,6 +135,7 @@ class RunConfig:
         "gamma": VQConfig.CONSTRAINTS["gamma"],
         "codebook_every": QuantConfig.CONSTRAINTS["codebook_every"],
         "codebook_dtype": QuantConfig.CONSTRAINTS["codebook_dtype"],
+        "theory": boolean(),
     }
 
     def __post_init__(self) -> None:
@@ -141,6 +145,8 @@ class RunConfig:
             raise InvalidArgument(f"'slowed' of RunConfig must be a module index < k = {self.k}, got {self.slowed}")
         if self.quant != "none" and self.method != "simulated":
             raise InvalidArgument(f"'quant' of RunConfig must be 'none' unless method is 'simulated' (quantization acts on the simulated links), got {self.quant!r} with method {self.method!r}")
+        if self.theory and self.method != "simulated":
+            raise InvalidArgument(f"'theory' of RunConfig must be false unless method is 'simulated' (the estimates need a simulated run's per-update record), got true with method {self.method!r}")
         if isinstance(self.compute_time, tuple) and len(self.compute_time) != self.k:
             raise InvalidArgument(f"'compute_time' of RunConfig must hold k = {self.k} times when it is a tuple, got {self.compute_time!r}")
 

@@ -14,6 +14,7 @@ import pandas as pd
 from dglsim.study.figures import final_table, latex_table, per_module_curves, save_figure
 from dglsim.study.quant_reports import quant_sweep_report
 from dglsim.study.sweep_reports import buffer_sweep_report, delay_sweep_report
+from dglsim.study.theory_reports import theory_bounds_report
 
 Report = Callable[[pd.DataFrame, Path, str], list[Path]]
 
@@ -37,6 +38,7 @@ REPORTS: dict[str, Report] = {
     "delay_sweep": delay_sweep_report,
     "buffer_sweep": buffer_sweep_report,
     "quant_sweep": quant_sweep_report,
+    "theory_bounds": theory_bounds_report,
 }
 
 

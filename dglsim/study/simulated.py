@@ -12,6 +12,8 @@ from dglsim.quant import Codec
 from dglsim.sim import PipelineSpec, paper_probabilities
 from dglsim.sim.metrics import distribution
 from dglsim.study.config import RunConfig
+from dglsim.theory.staleness import async_staleness_bound
+from dglsim.theory.training import estimate_assumptions, train_with_snapshots
 from dglsim.train.simulated import batch_payload_bytes, train_simulated
 
 __all__ = ["pipeline_spec", "run_simulated"]
@@ -69,6 +71,15 @@ def _loss_rows(updates: dict[str, np.ndarray], k: int, per_epoch: int) -> list[d
     return rows
 
 
+def _staleness_bound_rows(cfg: RunConfig, spec: PipelineSpec, base: list[float]) -> list[dict]:
+    """The staleness bound M + floor(l_max / c_min) of each consumer (proofs/05), where its
+    premises hold: async, constant compute times and latency, no bandwidth limit, no reuse cap."""
+    if cfg.pipeline != "async" or cfg.delay != "constant" or cfg.bandwidth is not None or cfg.max_reuse is not None:
+        return []
+    return [{"module": j, "metric": "staleness_bound", "value": async_staleness_bound(cfg.buffer, cfg.latency, base[j - 1] * spec.slowdown[j - 1])}
+            for j in range(1, cfg.k)]
+
+
 def _codecs(cfg: RunConfig, k: int) -> list[Codec] | None:
     """One codec per link, each with its own random stream drawn from the run's seed."""
     if cfg.quant == "none":
@@ -86,8 +97,15 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
     item_bytes = batch_payload_bytes(net, tcfg.batch_size)
     spec = pipeline_spec(cfg, base, item_bytes, tcfg.epochs * len(train))
     codecs = _codecs(cfg, net.k)
-    run = train_simulated(net, train, test, tcfg, spec, eval_interval=_expected_length(spec) / cfg.evals, progress=progress, codecs=codecs)
-    rows = run.rows + _distribution_rows(run.updates, net.k) + _loss_rows(run.updates, net.k, len(train))
+    interval = _expected_length(spec) / cfg.evals
+    if cfg.theory:
+        run, snapshots = train_with_snapshots(net, train, test, tcfg, spec, interval=interval, codecs=codecs, progress=progress)
+        probe = next(iter(test.epoch(0)))
+        theory_rows = estimate_assumptions(net, snapshots, probe, run.updates, batch_size=min(tcfg.batch_size, len(probe[1])), seed=cfg.seed)
+        theory_rows += _staleness_bound_rows(cfg, spec, base)
+    else:
+        run, theory_rows = train_simulated(net, train, test, tcfg, spec, eval_interval=interval, progress=progress, codecs=codecs), []
+    rows = theory_rows + run.rows + _distribution_rows(run.updates, net.k) + _loss_rows(run.updates, net.k, len(train))
     rows += [{"link": link["link"], "metric": name, "value": value} for link in run.links for name, value in link.items() if name != "link"]
     rows.append({"metric": "makespan", "value": run.result.makespan})
     rows += [{"module": j, "metric": "buffer_bytes", "value": b} for j, b in enumerate(run.buffer_bytes)]

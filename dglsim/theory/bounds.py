@@ -62,14 +62,27 @@ def logistic_quantization_bias_bound(theta: np.ndarray, x: np.ndarray, decoded: 
     return float(np.sqrt((lam**2).mean()) * np.sqrt(distortion))
 
 
-def corollary_bound(initial_gap: float, smoothness: float, second_moment: float, etas, cs) -> np.ndarray:
-    """The bound on min_{t<T} E|grad L|^2 for every horizon T = 1..len(etas)."""
+def corollary_bound(initial_gap: float, smoothness: float, second_moment: float, etas, cs, *, biases=None,
+                    decoded_second_moment: float | None = None) -> np.ndarray:
+    """The bound on min_{t<T} E|grad L|^2 for every horizon T = 1..len(etas).
+
+    With a quantized link (proofs/06_quantized.md), `biases` holds B_t >= |E[grad l(Q_t(x)) -
+    grad l(x)]| per step and `decoded_second_moment` G~ the second moment on decoded inputs:
+
+        [gap + sqrt(2) G sum eta_t sqrt(c_t) + sqrt(G) sum eta_t B_t + (L G~ / 2) sum eta_t^2] / sum eta_t.
+    """
     etas, cs = _sequence("etas", etas, "corollary_bound"), _sequence("cs", cs, "corollary_bound")
     if len(cs) < len(etas):
         raise InvalidArgument(f"'cs' of corollary_bound must hold one c_t per step ({len(etas)}), got {len(cs)}")
     cs = cs[: len(etas)]
     bias = np.sqrt(2) * second_moment * np.cumsum(etas * np.sqrt(cs))
-    curvature = smoothness * second_moment / 2 * np.cumsum(etas**2)
+    if biases is not None:
+        biases = _sequence("biases", biases, "corollary_bound")
+        if len(biases) < len(etas):
+            raise InvalidArgument(f"'biases' of corollary_bound must hold one B_t per step ({len(etas)}), got {len(biases)}")
+        bias = bias + np.sqrt(second_moment) * np.cumsum(etas * biases[: len(etas)])
+    curvature_moment = second_moment if decoded_second_moment is None else decoded_second_moment
+    curvature = smoothness * curvature_moment / 2 * np.cumsum(etas**2)
     return (initial_gap + bias + curvature) / np.cumsum(etas)
 
 

@@ -59,7 +59,7 @@ class Sent(NamedTuple):
 @dataclass
 class SimulatedRun:
     rows: list[dict]  # tidy evaluation rows {time, module, metric, value} (time: simulated s, or step in paper mode)
-    updates: dict[str, np.ndarray]  # per update, in execution order: module, time, loss, lr, staleness, age, reuse
+    updates: dict[str, np.ndarray]  # per update, in execution order: module, time, loss, lr, version (of the producer the item came from), staleness, age, reuse
     result: SimResult  # the simulation: trace, updates per worker, makespan
     buffer_bytes: list[int]  # peak memory of each input queue or buffer: items + labels + codebooks held (0 for module 0)
     item_bytes: list[int]  # bytes of the last item (activation or codes, plus labels) sent by each module
@@ -106,13 +106,14 @@ def _batches(loader: BatchLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]
 
 def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cfg: TrainConfig, spec: PipelineSpec,
                     *, eval_interval: float | None = None, progress: Callable[[int], None] | None = None,
-                    codecs: list[Codec] | None = None) -> SimulatedRun:
+                    codecs: list[Codec] | None = None, observe: Callable[[float, list[int]], None] | None = None) -> SimulatedRun:
     """Train `net` in place, its updates ordered by simulating `spec`.
 
     spec.steps must be cfg.epochs * len(train) (every module trains `epochs` of its own epochs).
     eval_interval: simulated seconds (paper mode: global steps) between evaluations of every
     module on `test`; the end of the run is always evaluated.
     codecs: one per link (K-1); each evaluation then also measures every link on a probe batch.
+    observe(time, updates done per module) is called after each evaluation (snapshots hook here).
     """
     per_epoch = len(train)
     if spec.k != net.k:
@@ -185,6 +186,8 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
                 rows.extend({"time": t, "module": j, "metric": prefix + metric, "module_epoch": epochs[j], "value": float(v)} for j, v in enumerate(values))
         if codecs:
             rows.extend({"time": t, "link": j, "metric": name, "value": value} for j, name, value in _probe_links(net, codecs, probe))
+        if observe is not None:
+            observe(t, list(done))
 
     result = simulate(spec, compute=compute, forward=forward, every=(eval_interval, evaluate_now) if eval_interval else None, size=size)
     if not rows or rows[-1]["time"] != result.makespan:  # the end of the run is always evaluated, once
@@ -198,7 +201,7 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
         raise RuntimeError("the simulator's start events and the updates run are out of step")
     updates = {
         "module": modules, "time": starts["time"], "loss": torch.stack(log_loss).cpu().numpy() if log_loss else np.zeros(0),
-        "lr": np.asarray(log_lr), "staleness": starts["staleness"], "age": starts["age"], "reuse": starts["reuse"],
+        "lr": np.asarray(log_lr), "version": starts["version"], "staleness": starts["staleness"], "age": starts["age"], "reuse": starts["reuse"],
     }
     buffer_bytes = [0] + [_peak_buffer_bytes(result, trace, j, sent[j - 1], codecs[j - 1] if codecs else None) for j in range(1, net.k)]
     item_bytes = [sent[j][-1].wire if sent[j] else 0 for j in range(net.k - 1)] + [0]

@@ -186,6 +186,27 @@ def test_quantization_needs_the_simulated_links():
         RunConfig(method="simulated", quant="vq", codes=1)
 
 
+def test_theory_estimates_need_a_simulated_run():
+    with pytest.raises(InvalidArgument, match="'theory' of RunConfig must be false unless method is 'simulated'.*got true with method 'dgl'"):
+        RunConfig(method="dgl", theory=True)
+    with pytest.raises(InvalidArgument, match="'theory' of RunConfig must be a bool, got 1"):
+        RunConfig(method="simulated", theory=1)
+
+
+@pytest.mark.data
+def test_theory_bounds_smoke_profile_writes_bound_figures_and_the_slack_table(tmp_path, cifar10):
+    assert main(["theory_bounds", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
+    for figure in ("bound_vs_measured", "input_distance", "quantization_bias"):
+        assert (tmp_path / "figures" / f"{figure}.png").stat().st_size > 0
+    slack = pd.read_csv(tmp_path / "slack.csv")
+    assert len(slack) == 5 * 3  # settings x modules
+    assert (slack["min_grad_norm2"] <= slack["bound"]).all()
+    stale = slack.dropna(subset=["staleness_bound"])
+    assert set(stale["setting"]) == {"async", "async slowdown 4 on module 2"} and (stale["staleness_max"] <= stale["staleness_bound"]).all()
+    quantized = slack.dropna(subset=["q_bias"])
+    assert (quantized["module"] > 0).all() and (quantized["q_bias"] <= quantized["q_bias_bound"]).all()
+
+
 @pytest.mark.data
 def test_quant_sweep_smoke_profile_writes_the_accuracy_against_bits_figure(tmp_path, cifar10):
     assert main(["quant_sweep", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0

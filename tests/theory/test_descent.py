@@ -151,6 +151,20 @@ def test_bad_sequences_are_refused():
         corollary_bound(1.0, 1.0, 1.0, [-0.1], [0.0])
     with pytest.raises(InvalidArgument, match="'cs' of corollary_bound must hold one c_t per step \\(2\\), got 1"):
         corollary_bound(1.0, 1.0, 1.0, [0.1, 0.1], [0.0])
+    with pytest.raises(InvalidArgument, match="'biases' of corollary_bound must hold one B_t per step \\(2\\), got 1"):
+        corollary_bound(1.0, 1.0, 1.0, [0.1, 0.1], [0.0, 0.0], biases=[0.1])
+
+
+def test_the_quantized_bound_adds_the_bias_term_and_curves_with_the_decoded_moment():
+    """proofs/06: [gap + sqrt(2) G sum eta sqrt(c) + sqrt(G) sum eta B + (L G~ / 2) sum eta^2] / sum eta,
+    written out for two steps; B = 0 and G~ = G give the unquantized bound."""
+    etas, cs, bs, gap, L, G, Gq = np.array([0.3, 0.2]), np.array([0.04, 0.01]), np.array([0.5, 0.25]), 2.0, 3.0, 4.0, 1.5
+    bound = corollary_bound(gap, L, G, etas, cs, biases=bs, decoded_second_moment=Gq)
+    for T in (1, 2):
+        e, c, b = etas[:T], cs[:T], bs[:T]
+        expected = (gap + np.sqrt(2) * G * (e * np.sqrt(c)).sum() + np.sqrt(G) * (e * b).sum() + L * Gq / 2 * (e**2).sum()) / e.sum()
+        assert bound[T - 1] == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(corollary_bound(gap, L, G, etas, cs, biases=[0.0, 0.0], decoded_second_moment=G), corollary_bound(gap, L, G, etas, cs), rtol=1e-12)
 
 
 @pytest.mark.claim("rate")

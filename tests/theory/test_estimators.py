@@ -90,3 +90,30 @@ def test_code_histogram_tv_bounds_the_total_variation_from_below():
     est = code_histogram_tv(x, y, codes)
     assert 0.25 < est <= tv + 0.02
     assert code_histogram_tv(x, x, codes) == 0.0
+
+
+def test_snapshots_bracket_the_run_and_keep_their_own_copies():
+    """The first snapshot is the initial network, the last the trained one; every snapshot holds
+    its own state and codecs (later training does not change them); step counts never fall."""
+    from dglsim.data import BatchLoader, ImageSet
+    from dglsim.models import NetworkSpec, build_network
+    from dglsim.quant import Codec, QuantConfig, VQConfig
+    from dglsim.sim import spec_from_dict
+    from dglsim.theory.training import train_with_snapshots
+    from dglsim.train import OptimConfig, TrainConfig
+
+    g = torch.Generator().manual_seed(0)
+    data = ImageSet(torch.randint(0, 256, (64, 3, 8, 8), generator=g, dtype=torch.uint8), torch.arange(64) % 10, tuple(map(str, range(10))), (0.5,) * 3, (0.25,) * 3)
+    net = build_network(NetworkSpec(arch="authors_cnn", k=3, width=4, head="mlp", head_width=8, input_shape=(3, 8, 8)), seed=0)
+    initial = {k: v.clone() for k, v in net.state_dict().items()}
+    codecs = [Codec(QuantConfig(family="vq", vq=VQConfig(codes=4)), seed=j) for j in range(2)]
+    spec = spec_from_dict({"mode": "async", "workers": 3, "steps": 8, "capacity": 2, "compute": [0.01, 0.01, 0.03]})
+    run, snaps = train_with_snapshots(net, BatchLoader(data, 16, shuffle=True, augment=False, seed=0, drop_last=True), BatchLoader(data, 32, shuffle=False, augment=False),
+                                      TrainConfig(epochs=2, batch_size=16, optim=OptimConfig(lr=0.05)), spec, interval=0.05, codecs=codecs)
+    assert all(torch.equal(snaps[0].state[k], v) for k, v in initial.items())
+    assert all(torch.equal(snaps[-1].state[k], v) for k, v in net.state_dict().items())
+    assert snaps[0].steps == (0, 0, 0) and snaps[-1].steps == (8, 8, 8)
+    assert all(all(a <= b for a, b in zip(s.steps, t.steps)) for s, t in zip(snaps, snaps[1:]))
+    assert snaps[0].codecs[0].encodes == 0 and snaps[-1].codecs[0].encodes == codecs[0].encodes > 0
+    assert snaps[1].codecs[0] is not codecs[0] and snaps[1].codecs[0].encodes < codecs[0].encodes
+    assert len(run.updates["lr"]) == 24

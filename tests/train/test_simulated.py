@@ -131,6 +131,18 @@ def test_evaluations_at_intervals_of_simulated_time_and_at_the_end():
     assert all(0 <= r["value"] <= 1 for r in run.rows)
 
 
+def test_observe_sees_every_evaluation_with_the_updates_done_so_far():
+    seen = []
+    run = train_simulated(build_network(NET, seed=8), *_loaders(), CFG, _spec("async", capacity=2), eval_interval=0.03,
+                          observe=lambda t, done: seen.append((t, tuple(done))))
+    assert [t for t, _ in seen] == sorted({r["time"] for r in run.rows})
+    for t, done in seen:  # the updates that started before t (each finishes before the next of its module starts)
+        started = [int(((run.updates["module"] == j) & (run.updates["time"] < t)).sum()) for j in range(3)]
+        assert all(s - 1 <= d <= s for d, s in zip(done, started))
+    assert seen[-1][1] == (CFG.epochs * PER_EPOCH,) * 3
+    np.testing.assert_array_equal(run.updates["version"], run.result.trace.to_array()["version"][run.result.trace.to_array()["action"] == "start"])
+
+
 def test_spec_must_match_the_network_and_the_epochs():
     net = build_network(NET, seed=9)
     with pytest.raises(InvalidArgument, match="'workers' of the spec must equal the network's K = 3, got 4"):
