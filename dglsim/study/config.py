@@ -32,7 +32,9 @@ __all__ = ["RunConfig", "StudySpec", "merge_axes", "PROFILES", "load_study", "pa
 
 PROFILES = ("smoke", "default", "paper")
 DATASETS = ("cifar10", "imagenette")
-METHOD_CHOICES = (*METHODS, "simulated")  # "simulated": DGL with its updates ordered by the pipeline simulator
+# "simulated": DGL with its updates ordered by the pipeline simulator; "distributed": real
+# multi-process DGL on torch.distributed (dglsim.dist), one rank per module
+METHOD_CHOICES = (*METHODS, "simulated", "distributed")
 PIPELINES = ("sync", "async", "paper")
 DELAY_FAMILIES = ("constant", "lognormal", "straggler")
 _NETWORK_KEYS = tuple(f.name for f in dataclasses.fields(NetworkSpec))

@@ -16,10 +16,11 @@ from dglsim.theory.staleness import async_staleness_bound
 from dglsim.theory.training import estimate_assumptions, train_with_snapshots
 from dglsim.train.simulated import batch_payload_bytes, train_simulated
 
-__all__ = ["pipeline_spec", "run_simulated"]
+__all__ = ["compute_model", "pipeline_spec", "run_simulated"]
 
 
-def _compute_model(cfg: RunConfig, base: float):
+def compute_model(cfg: RunConfig, base: float):
+    """The run's compute-time family around `base` seconds (base 1: a factor of mean 1)."""
     if cfg.delay == "constant":
         return Constant(base)
     if cfg.delay == "lognormal":
@@ -35,7 +36,7 @@ def pipeline_spec(cfg: RunConfig, base_times: list[float], item_bytes: list[int]
     return PipelineSpec(
         mode=cfg.pipeline, workers=k, steps=steps, seed=cfg.seed,
         capacity=cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse,
-        compute=tuple(_compute_model(cfg, t) for t in base_times), slowdown=slowdown,
+        compute=tuple(compute_model(cfg, t) for t in base_times), slowdown=slowdown,
         latency=tuple(Constant(cfg.latency) for _ in range(k - 1)),
         bandwidth=cfg.bandwidth if cfg.bandwidth is not None else float("inf"),
         payload_bytes=tuple(item_bytes[: k - 1]),

@@ -13,7 +13,8 @@ Per snapshot s and module j, on a fixed probe set:
 - G: the mean |g|^2 of mini-batch gradients of the local loss, under the snapshot's inputs and
   under the limit's, the larger of the two (A3 asks for both);
 - with a quantized link into module j (proofs/06): the inputs decoded by the link's codec as it
-  was at the snapshot, their distortion D (per sample), the gradient bias |E[g(Q(x)) - g(x)]|,
+  was at the snapshot (a VQ link before its first codebook: not measured; its G~ is then the
+  float inputs' G), their distortion D (per sample), the gradient bias |E[g(Q(x)) - g(x)]|,
   the mean per-sample error E|g(Q(x)) - g(x)| and the bound sqrt(E Lambda^2) sqrt(D), with
   per-sample gradients in eval mode and Lambda_i = |g(Q(x_i)) - g(x_i)| / |Q(x_i) - x_i| the
   secant constant (the smallest Lambda the mean-value step admits), and G~ on decoded inputs.
@@ -136,7 +137,7 @@ def estimate_assumptions(net: DecoupledNet, snapshots: list[Snapshot], probe: tu
     bandwidth = {j: median_bandwidth(reference[j]) for j in reference}
     books = {j: _reference_codebook(reference[j], codes, seed) for j in reference}
     rows: list[dict] = []
-    for snap in snapshots:
+    for index, snap in enumerate(snapshots):
         work.load_state_dict(snap.state)
         inputs = _inputs(work, x_probe)
         for j in range(net.k):
@@ -154,11 +155,11 @@ def estimate_assumptions(net: DecoupledNet, snapshots: list[Snapshot], probe: tu
                 values["c_mmd"] = math.sqrt(max(mmd2_unbiased(current, reference[j], bandwidth[j]), 0.0))
                 values["c_tv_codes"] = 2 * code_histogram_tv(current, reference[j], books[j])
                 codec = snap.codecs[j - 1] if snap.codecs else None
-                if codec is not None and codec.encodes > 0:  # a link that has sent nothing has no codebook yet
+                if codec is not None and (codec.cfg.family != "vq" or codec.published is not None):  # a VQ link that has sent nothing has no codebook yet
                     decoded = codec.decode(codec.probe(inputs[j]))
                     values |= _quantization(stage, head, inputs[j], decoded, y_probe)
                     values["G_decoded"] = _mean_batch_norm2(stage, head, decoded, y_probe, batch_size)
-            rows += [{"step": snap.steps[j], "time": snap.time, "module": j, "metric": name, "value": v} for name, v in values.items()]
+            rows += [{"snapshot": index, "step": snap.steps[j], "time": snap.time, "module": j, "metric": name, "value": v} for name, v in values.items()]
     return rows + _bounds(rows, snapshots, updates, net.k)
 
 
@@ -176,7 +177,7 @@ def _bounds(rows: list[dict], snapshots: list[Snapshot], updates: dict[str, np.n
         etas = updates["lr"][mine]
         steps = [s.steps[j] for s in snapshots]
         mine_rows = [r for r in rows if r["module"] == j]
-        series = {m: [r["value"] for r in mine_rows if r["metric"] == m] for m in ("loss", "grad_norm2", "hessian_top", "G_current", "G_limit", "c_mmd", "G_decoded")}
+        series = {m: [r["value"] for r in mine_rows if r["metric"] == m] for m in ("loss", "grad_norm2", "hessian_top", "G_current", "G_limit", "c_mmd")}
         smoothness = max(series["hessian_top"])
         second = max(max(series["G_current"]), max(series["G_limit"]))
         cs = np.zeros(len(etas))
@@ -186,7 +187,10 @@ def _bounds(rows: list[dict], snapshots: list[Snapshot], updates: dict[str, np.n
         measured = [(r["step"], r["value"]) for r in mine_rows if r["metric"] == "q_bias_bound"]  # snapshots where the link had a codebook
         if measured:
             biases = _interpolate(np.arange(len(etas)), [m[0] for m in measured], [m[1] for m in measured])
-            decoded = max(series["G_decoded"])
+            # G~ at each snapshot; where the link had no codebook yet, the float inputs' G stands in
+            per_snapshot = {r["snapshot"]: r["value"] for r in mine_rows if r["metric"] == "G_current"}
+            per_snapshot |= {r["snapshot"]: r["value"] for r in mine_rows if r["metric"] == "G_decoded"}
+            decoded = max(per_snapshot.values())
         bound = corollary_bound(series["loss"][0], smoothness, second, etas, cs, biases=biases, decoded_second_moment=decoded)
         out += [{"step": None, "module": j, "metric": "L_estimate", "value": smoothness},
                 {"step": None, "module": j, "metric": "G_estimate", "value": second}]
