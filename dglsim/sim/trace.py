@@ -101,6 +101,17 @@ class Trace:
             writer.writerow(COLUMNS)
             writer.writerows(self.rows)
 
+    @classmethod
+    def from_csv(cls, path: str | Path) -> "Trace":
+        """A trace written by `to_csv` (by the simulator or by real ranks, dglsim.dist)."""
+        types = [float, int, str, int, int, int, float, int, int, int]
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None or tuple(header) != COLUMNS:
+                raise InvalidArgument(f"trace CSV {str(path)!r} must start with the header {','.join(COLUMNS)}, got {header!r}")
+            return cls(tuple(t(v) for t, v in zip(types, row)) for row in reader)
+
     def to_chrome(self, path: str | Path, *, time_unit: float = 1e6) -> None:
         """Chrome-trace JSON: one track per worker, a complete event per update (start..finish),
         instant events for sends and evictions; times scaled to microseconds."""

@@ -75,7 +75,7 @@ class RunConfig:
     lr_decay_every: int = OptimConfig.lr_decay_every
     nesterov: bool = OptimConfig.nesterov
     # simulated time (method "simulated" only)
-    pipeline: str = "async"  # sync | async | paper (dglsim.sim modes)
+    pipeline: str = "async"  # sync | async | paper (dglsim.sim modes; distributed: sync | async)
     buffer: int = 5  # async/paper: replay buffer size M in mini-batches; sync: queue capacity
     policy: str = "least_used"
     max_reuse: int | None = None
@@ -102,6 +102,7 @@ class RunConfig:
     # the convergence theory's quantities (dglsim.theory) estimated at every evaluation, with
     # the corollary's bound computed from them (method "simulated" only)
     theory: bool = False
+    in_flight: int = 2  # method "distributed", sync: items in flight between two ranks (the simulated twin's queue capacity)
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "method": one_of(METHOD_CHOICES),
@@ -138,6 +139,7 @@ class RunConfig:
         "codebook_every": QuantConfig.CONSTRAINTS["codebook_every"],
         "codebook_dtype": QuantConfig.CONSTRAINTS["codebook_dtype"],
         "theory": boolean(),
+        "in_flight": int_at_least(1),
     }
 
     def __post_init__(self) -> None:
@@ -145,10 +147,12 @@ class RunConfig:
         self.network_spec(), self.train_config()  # validate the parts with their own rules
         if self.slowed >= self.k:
             raise InvalidArgument(f"'slowed' of RunConfig must be a module index < k = {self.k}, got {self.slowed}")
-        if self.quant != "none" and self.method != "simulated":
+        if self.quant != "none" and self.method != "simulated":  # not yet over torch.distributed either
             raise InvalidArgument(f"'quant' of RunConfig must be 'none' unless method is 'simulated' (quantization acts on the simulated links), got {self.quant!r} with method {self.method!r}")
         if self.theory and self.method != "simulated":
             raise InvalidArgument(f"'theory' of RunConfig must be false unless method is 'simulated' (the estimates need a simulated run's per-update record), got true with method {self.method!r}")
+        if self.method == "distributed" and self.pipeline == "paper":
+            raise InvalidArgument("'pipeline' of RunConfig must be 'sync' or 'async' with method 'distributed' (paper mode is a simulator schedule), got 'paper'")
         if isinstance(self.compute_time, tuple) and len(self.compute_time) != self.k:
             raise InvalidArgument(f"'compute_time' of RunConfig must hold k = {self.k} times when it is a tuple, got {self.compute_time!r}")
 

@@ -61,7 +61,7 @@ def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None =
     tcfg = cfg.train_config()
     train_loader = BatchLoader(train_set, tcfg.batch_size, shuffle=True, augment=cfg.augment, seed=cfg.seed, drop_last=True)
     test_loader = BatchLoader(test_set, 500, shuffle=False, augment=False)
-    if cfg.method == "simulated":  # every module makes its own epochs x batches updates
+    if cfg.method in ("simulated", "distributed"):  # every module makes its own epochs x batches updates
         total = net.k * tcfg.epochs * len(train_loader)
     else:
         total = total_steps(cfg.method, net.k, len(train_loader), tcfg)
@@ -78,6 +78,10 @@ def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None =
         from dglsim.study.simulated import run_simulated
 
         rows, extra = run_simulated(cfg, net, train_loader, test_loader, progress)
+    elif cfg.method == "distributed":
+        from dglsim.study.distributed import run_distributed
+
+        rows, extra = run_distributed(cfg, progress)
     else:
         rows = train(cfg.method, net, train_loader, test_loader, tcfg, progress=progress)
     modules = [

@@ -95,6 +95,8 @@ def run_study(
         if jobs == 1 or len(pending) <= 1:
             for cfg in pending:
                 label = f"{cfg.method} seed {cfg.seed}"
+                if cfg.method == "distributed":
+                    label = f"real and simulated K={cfg.k} {cfg.pipeline} slowdown {cfg.slowdown:g} seed {cfg.seed}"
                 if cfg.method == "simulated":
                     label = f"{cfg.pipeline} slowdown {cfg.slowdown:g} M={cfg.buffer} {cfg.policy}"
                     label += f" {cfg.quant_config().label} seed {cfg.seed}" if cfg.quant != "none" else f" seed {cfg.seed}"

@@ -56,6 +56,10 @@ def test_csv_and_chrome_exports(tmp_path):
     trace.to_csv(tmp_path / "t.csv")
     lines = (tmp_path / "t.csv").read_text().splitlines()
     assert lines[0] == "time,worker,action,item,version,staleness,age,reuse,occupancy,bytes" and len(lines) == len(trace) + 1
+    assert Trace.from_csv(tmp_path / "t.csv") == trace  # floats in repr: read back exactly
+    (tmp_path / "bad.csv").write_text("time,worker\n")
+    with pytest.raises(InvalidArgument, match="must start with the header time,worker,action"):
+        Trace.from_csv(tmp_path / "bad.csv")
     trace.to_chrome(tmp_path / "t.json")
     events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
     spans = [e for e in events if e["ph"] == "X"]

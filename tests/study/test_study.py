@@ -208,6 +208,24 @@ def test_theory_bounds_smoke_profile_writes_bound_figures_and_the_slack_table(tm
 
 
 @pytest.mark.data
+@pytest.mark.slow
+def test_sim_vs_real_smoke_profile_writes_predicted_against_measured(tmp_path, cifar10):
+    assert main(["sim_vs_real", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert (tmp_path / "figures" / "predicted_vs_measured.png").stat().st_size > 0
+    pairs = pd.read_csv(tmp_path / "predictions.csv")
+    assert set(pairs["setting"]) == {"K=2 sync", "K=2 async"}
+    assert {"epoch_wallclock_s", "throughput", "utilization", "staleness_mean", "test_accuracy"} <= set(pairs["metric"])
+    assert pairs[["real", "sim"]].notna().all().all() and (pairs.loc[pairs["metric"] == "epoch_wallclock_s", ["real", "sim"]] > 0).all().all()
+    errors = pd.read_csv(tmp_path / "prediction_error.csv")
+    assert (errors["mae"] >= 0).all() and len(errors) == 6
+
+
+def test_distributed_runs_refuse_paper_mode():
+    with pytest.raises(InvalidArgument, match="'pipeline' of RunConfig must be 'sync' or 'async' with method 'distributed'.*got 'paper'"):
+        RunConfig(method="distributed", pipeline="paper")
+
+
+@pytest.mark.data
 def test_quant_sweep_smoke_profile_writes_the_accuracy_against_bits_figure(tmp_path, cifar10):
     assert main(["quant_sweep", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
     assert (tmp_path / "figures" / "accuracy_vs_bits.png").stat().st_size > 0

@@ -1,0 +1,89 @@
+"""A study run of method "distributed": the real multi-process run and its calibrated simulated
+twin, side by side (the sim_vs_real study).
+
+1. A profiling run: the same network and data for one epoch, no injected delay. The simulator's
+   per-module compute and per-link transfer models are fitted on its trace (dglsim.dist.calibrate).
+2. The real run of the config (K local ranks, one thread each).
+3. The calibrated simulation of the same config, with the real updates (train_simulated), so
+   that accuracy is predicted along with time.
+
+Rows carry source "real" or "sim" and the compared quantities: wall-clock per epoch (makespan /
+epochs), per module the throughput (updates / makespan), the utilization (busy time /
+makespan), the staleness mean and 90th percentile of the items it trained on, and the final
+test accuracy of every module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dglsim.data.loader import BatchLoader
+from dglsim.dist.calibrate import calibrated_spec, fit_calibration
+from dglsim.dist.run import run_real
+from dglsim.models import build_network
+from dglsim.study.config import RunConfig
+from dglsim.study.execute import run_data
+from dglsim.train.simulated import train_simulated
+
+__all__ = ["run_distributed", "sync_capacity", "trace_quantities"]
+
+
+def trace_quantities(trace: np.ndarray, k: int, epochs: int) -> list[dict]:
+    """The compared quantities of one run, from its trace."""
+    makespan = float(trace["time"].max())
+    rows = [{"metric": "epoch_wallclock_s", "value": makespan / epochs}]
+    for j in range(k):
+        starts = trace[(trace["worker"] == j) & (trace["action"] == "start")]
+        finishes = trace["time"][(trace["worker"] == j) & (trace["action"] == "finish")]
+        busy = float((finishes - starts["time"][: len(finishes)]).sum())
+        rows += [{"module": j, "metric": "throughput", "value": len(finishes) / makespan},
+                 {"module": j, "metric": "utilization", "value": busy / makespan}]
+        if j > 0:
+            rows += [{"module": j, "metric": "staleness_mean", "value": float(starts["staleness"].mean())},
+                     {"module": j, "metric": "staleness_p90", "value": float(np.quantile(starts["staleness"], 0.9))}]
+    return rows
+
+
+def sync_capacity(in_flight: int) -> int:
+    """Items a real sync consumer can be behind its producer: `in_flight` queued, one held by the
+    receiver thread waiting for room, `in_flight` outstanding sends (dglsim.dist.worker). The
+    simulated twin's queue holds as many."""
+    return 2 * in_flight + 1
+
+
+def run_distributed(cfg: RunConfig, progress=None) -> tuple[list[dict], dict]:
+    tcfg = cfg.train_config()
+    with tempfile.TemporaryDirectory(prefix="dglsim-dist-") as tmp:
+        profile_cfg = dataclasses.replace(cfg, epochs=1, slowdown=1.0, delay="constant")
+        profile = run_real(profile_cfg, Path(tmp) / "profile", in_flight=cfg.in_flight)
+        calibration = fit_calibration(profile.trace, cfg.k)
+        real = run_real(cfg, Path(tmp) / "real", in_flight=cfg.in_flight)
+    if progress is not None:
+        progress(cfg.k * len(real.results["updates"]["0"]["loss"]))  # the real run's updates
+    train_set, test_set = run_data(cfg)
+    net = build_network(cfg.network_spec(), seed=cfg.seed)
+    train = BatchLoader(train_set, tcfg.batch_size, shuffle=True, augment=cfg.augment, seed=cfg.seed, drop_last=True)
+    test = BatchLoader(test_set, 500, shuffle=False, augment=False)
+    slowdown = tuple(cfg.slowdown if j == cfg.slowed else 1.0 for j in range(cfg.k))
+    spec = calibrated_spec(calibration, mode=cfg.pipeline, steps=tcfg.epochs * len(train), seed=cfg.seed,
+                           capacity=sync_capacity(cfg.in_flight) if cfg.pipeline == "sync" else cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse, slowdown=slowdown)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank: the same kernels, so sync runs match update for update
+    try:
+        sim = train_simulated(net, train, test, tcfg, spec)
+    finally:
+        torch.set_num_threads(threads)
+    rows = [r | {"source": "real"} for r in trace_quantities(real.trace, cfg.k, tcfg.epochs)]
+    rows += [r | {"source": "sim"} for r in trace_quantities(sim.result.trace.to_array(), cfg.k, tcfg.epochs)]
+    rows += [r | {"source": "real"} for r in real.results["rows"] if r["metric"] == "test_accuracy"]
+    end = max(r["time"] for r in sim.rows)
+    rows += [{"module": r["module"], "metric": "test_accuracy", "value": r["value"], "source": "sim"} for r in sim.rows
+             if r["metric"] == "test_accuracy" and r["time"] == end]
+    rows += [{"module": j, "metric": "calibrated_compute_s", "value": t} for j, t in enumerate(calibration.compute_s)]
+    rows += [{"link": j, "metric": "calibrated_link_s", "value": t} for j, t in enumerate(calibration.link_s)]
+    return rows, {"calibration": calibration.as_dict(), "real_provenance": real.results["provenance"], "real_wall_s": real.results["wall_s"]}
