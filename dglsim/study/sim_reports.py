@@ -36,15 +36,16 @@ def paired(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def error_table(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Per quantity: mean absolute error (relative for times and rates, in points otherwise),
-    its largest value, and the number of comparisons."""
+    """Per quantity, over all runs (k "all") and per K: mean absolute error (relative for times
+    and rates, absolute otherwise), its largest value, and the number of comparisons."""
     out = []
     for metric, (label, kind) in QUANTITIES.items():
-        part = pairs[pairs["metric"] == metric]
-        if part.empty:
-            continue
-        errors = (part["relative_error"] if kind == "relative" else part["error"]).abs().dropna()
-        out.append({"quantity": metric, "label": label, "error": kind, "mae": float(errors.mean()), "max": float(errors.max()), "count": int(errors.size)})
+        for k in ["all", *sorted(pairs["k"].unique())]:
+            part = pairs[(pairs["metric"] == metric) & ((pairs["k"] == k) if k != "all" else True)]
+            errors = (part["relative_error"] if kind == "relative" else part["error"]).abs().dropna()
+            if errors.empty:
+                continue
+            out.append({"quantity": metric, "k": k, "label": label, "error": kind, "mae": float(errors.mean()), "max": float(errors.max()), "count": int(errors.size)})
     return pd.DataFrame(out)
 
 
@@ -60,7 +61,7 @@ def sim_vs_real_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
         low, high = np.nanmin(part[["real", "sim"]].to_numpy()), np.nanmax(part[["real", "sim"]].to_numpy())
         pad = 0.05 * (high - low or 1.0)
         ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.5", lw=1, ls="--")
-        row = errors[errors["quantity"] == metric].iloc[0]
+        row = errors[(errors["quantity"] == metric) & (errors["k"] == "all")].iloc[0]
         mae = f"{100 * row['mae']:.1f}%" if row["error"] == "relative" else f"{row['mae']:.3g}"
         ax.set_title(f"{QUANTITIES[metric][0]}\nMAE {mae}", fontsize=9)
         ax.set_xlabel("measured (real ranks)")

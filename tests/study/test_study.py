@@ -217,7 +217,8 @@ def test_sim_vs_real_smoke_profile_writes_predicted_against_measured(tmp_path, c
     assert {"epoch_wallclock_s", "throughput", "utilization", "staleness_mean", "test_accuracy"} <= set(pairs["metric"])
     assert pairs[["real", "sim"]].notna().all().all() and (pairs.loc[pairs["metric"] == "epoch_wallclock_s", ["real", "sim"]] > 0).all().all()
     errors = pd.read_csv(tmp_path / "prediction_error.csv")
-    assert (errors["mae"] >= 0).all() and len(errors) == 6
+    assert (errors["mae"] >= 0).all() and set(errors["k"].astype(str)) == {"all", "2"}
+    assert set(errors["quantity"]) == {"epoch_wallclock_s", "throughput", "utilization", "staleness_mean", "staleness_p90", "test_accuracy"}
 
 
 def test_distributed_runs_refuse_paper_mode():
