@@ -1,0 +1,106 @@
+"""Items on the wire between rank j and rank j+1: one fixed-size uint8 message per item.
+
+A message is a header of four float64 (kind, item id, producer version, birth time), then the
+activation (float32, the producer's output shape) and the labels (int64). One message per item
+keeps matching trivial (gloo delivers point-to-point messages between two ranks in order) and
+costs one copy to pack; the receiver's fields are views into the received buffer. A "stop"
+message (same size) tells the consumer that its producer has sent its last item.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from dglsim.errors import InvalidArgument
+
+__all__ = ["Layout", "Message", "DATA", "STOP", "PeerTimeout", "silent_producer", "send", "recv", "wait_sent"]
+
+DATA, STOP = 0.0, 1.0
+_HEADER = 4 * 8  # four float64
+
+
+class PeerTimeout(RuntimeError):
+    """A peer rank sent or took nothing within the timeout: it crashed or stopped answering."""
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: float
+    item: int
+    version: int
+    birth: float
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The fixed message of one link: activations of `shape` (with the batch) and `batch` labels."""
+
+    shape: tuple[int, ...]
+
+    @property
+    def activation_bytes(self) -> int:
+        return math.prod(self.shape) * 4
+
+    @property
+    def label_bytes(self) -> int:
+        return self.shape[0] * 8
+
+    @property
+    def nbytes(self) -> int:
+        return _HEADER + self.activation_bytes + self.label_bytes
+
+    def pack(self, kind: float, item: int, version: int, birth: float, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape) != self.shape:
+            raise InvalidArgument(f"'x' of Layout.pack must have the link's shape {self.shape}, got {tuple(x.shape)}")
+        header = torch.tensor([kind, float(item), float(version), birth], dtype=torch.float64)
+        return torch.cat([header.view(torch.uint8), x.detach().float().contiguous().view(-1).view(torch.uint8), y.to(torch.int64).contiguous().view(torch.uint8)])
+
+    def stop(self) -> torch.Tensor:
+        return self.pack(STOP, -1, -1, 0.0, torch.zeros(self.shape), torch.zeros(self.shape[0], dtype=torch.int64))
+
+    def unpack(self, buffer: torch.Tensor) -> Message:
+        header = buffer[:_HEADER].view(torch.float64).tolist()
+        a = _HEADER + self.activation_bytes
+        x = buffer[_HEADER:a].view(torch.float32).view(self.shape)
+        y = buffer[a:].view(torch.int64)
+        return Message(header[0], int(header[1]), int(header[2]), header[3], x, y)
+
+    def empty(self) -> torch.Tensor:
+        return torch.empty(self.nbytes, dtype=torch.uint8)
+
+
+def silent_producer(me: int, src: int, timeout_s: float, detail: object = "") -> PeerTimeout:
+    """The error of a rank whose producer `src` sent nothing for `timeout_s`."""
+    return PeerTimeout(f"rank {me}: no message from rank {src} (rank {src} crashed or stopped answering; waited up to {timeout_s:g} s)" + (f": {detail}" if detail else ""))
+
+
+def send(buffer: torch.Tensor, dst: int, *, me: int) -> dist.Work:
+    """Start sending one message; raise PeerTimeout naming `dst` when its connection is gone."""
+    try:
+        return dist.isend(buffer, dst)
+    except RuntimeError as exc:
+        raise PeerTimeout(f"rank {me}: rank {dst} took no message (rank {dst} crashed or stopped answering): {exc}") from exc
+
+
+def recv(buffer: torch.Tensor, src: int, timeout_s: float, *, me: int) -> None:
+    """Receive one message into `buffer`, or raise PeerTimeout naming `src`."""
+    work = dist.irecv(buffer, src)
+    try:
+        work.wait(timeout=timedelta(seconds=timeout_s))
+    except RuntimeError as exc:
+        raise silent_producer(me, src, timeout_s, exc) from exc
+
+
+def wait_sent(work: dist.Work, dst: int, timeout_s: float, *, me: int) -> None:
+    """Wait until a message has left, or raise PeerTimeout naming `dst`."""
+    try:
+        work.wait(timeout=timedelta(seconds=timeout_s))
+    except RuntimeError as exc:
+        raise PeerTimeout(f"rank {me}: rank {dst} took no message (rank {dst} crashed or stopped answering; waited up to {timeout_s:g} s): {exc}") from exc

@@ -1,0 +1,127 @@
+"""Real multi-process DGL (gloo, CPU): equivalence with single-process synchronous DGL, async
+semantics, the trace, and failure behaviour."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from dglsim.data import BatchLoader
+from dglsim.dist.cli import main
+from dglsim.dist.worker import FAULT_ENV
+from dglsim.models import build_network
+from dglsim.study.config import RunConfig
+from dglsim.study.execute import run_data
+from dglsim.train.optim import set_lr
+from dglsim.train.steps import dgl_step
+
+pytestmark = [pytest.mark.data, pytest.mark.slow]
+
+BASE = {"dataset": "cifar10", "arch": "authors_cnn", "width": 8, "head": "mlp_sr", "head_width": 16, "train_per_class": 10,
+        "test_per_class": 5, "epochs": 2, "batch_size": 20, "lr": 0.05, "lr_decay_every": 1}
+
+
+def _config(tmp_path, **settings) -> str:
+    path = tmp_path / "run.toml"
+    lines = [f"{k} = {json.dumps(v)}" for k, v in (BASE | settings).items()]
+    path.write_text("\n".join(lines) + "\n[dist]\ntimeout_s = 20\n")
+    return str(path)
+
+
+def _single_process(cfg: RunConfig):
+    """Synchronous DGL in one process, one thread: per module, the loss of every update; the final state."""
+    torch.set_num_threads(1)
+    net = build_network(cfg.network_spec(), seed=cfg.seed)
+    tcfg = cfg.train_config()
+    train_set, _ = run_data(cfg)
+    loader = BatchLoader(train_set, tcfg.batch_size, shuffle=True, augment=cfg.augment, seed=cfg.seed, drop_last=True)
+    optimizers = [tcfg.optim.make(net.module_parameters(j)) for j in range(net.k)]
+    losses = []
+    for epoch in range(tcfg.epochs):
+        for opt in optimizers:
+            set_lr(opt, tcfg.optim.lr_at(epoch))
+        for x, y in loader.epoch(epoch):
+            losses.append([float(v) for v in dgl_step(net, optimizers, x, y)])
+    return np.array(losses).T, net.state_dict()
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_sync_ranks_equal_single_process_dgl_loss_for_loss_and_parameter_for_parameter(k, tmp_path, cifar10):
+    out = tmp_path / "out"
+    assert main([_config(tmp_path, k=k, pipeline="sync"), "--out", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    losses, state = _single_process(RunConfig(method="distributed", k=k, pipeline="sync", **BASE))
+    for j in range(k):  # float32 tolerance: the same kernels on the same inputs, in another process
+        np.testing.assert_allclose(results["updates"][str(j)]["loss"], losses[j], rtol=1e-6, atol=1e-6)
+    real = torch.load(out / "state.pt")
+    for name, value in state.items():
+        torch.testing.assert_close(real[name], value, rtol=1e-6, atol=1e-6)
+
+
+def test_async_ranks_sample_a_replay_buffer_and_the_trace_reports_staleness(tmp_path, cifar10):
+    """The last rank slowed 3x: it trains on buffered items, some of them several producer
+    updates old; the merged trace has every rank's starts and finishes, and its staleness is the
+    producer's finished updates minus the item's version."""
+    out = tmp_path / "out"
+    assert main([_config(tmp_path, k=3, pipeline="async", buffer=2, policy="least_used", slowed=2, slowdown=3.0), "--out", str(out), "--no-progress"]) == 0
+    trace = np.genfromtxt(out / "trace.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+    starts = trace[(trace["action"] == "start") & (trace["worker"] == 2)]
+    assert len(starts) == 10  # 2 epochs of 5 batches
+    assert starts["staleness"].max() >= 1
+    finishes = np.sort(trace["time"][(trace["action"] == "finish") & (trace["worker"] == 1)])
+    for row in starts:
+        assert row["staleness"] == np.searchsorted(finishes, row["time"], side="right") - row["version"]
+    assert ((trace["action"] == "evict") & (trace["worker"] == 2)).any()  # the faster producer overwrites a full buffer
+
+
+@pytest.mark.parametrize("kind", ["crash", "hang"])
+def test_a_failed_rank_stops_the_run_within_the_timeout_and_is_named(kind, tmp_path, cifar10, monkeypatch, capfd):
+    monkeypatch.setenv(FAULT_ENV, f"1:2:{kind}")  # rank 0 is then still training: at most 2 + 2 + 1 items ahead of 20
+    start = time.monotonic()
+    code = main([_config(tmp_path, k=3, pipeline="sync", epochs=4), "--out", str(tmp_path / "out"), "--timeout", "5", "--no-progress"])
+    elapsed = time.monotonic() - start
+    err = capfd.readouterr().err
+    assert code == 1
+    assert elapsed < 5 + 10 + 30  # timeout + grace + start-up
+    if kind == "crash":
+        assert "error: rank 1: injected crash at update 2" in err
+    else:  # rank 1 hangs: its neighbours time out; the launcher stops it
+        assert "were stopped" in err
+    # its neighbours stop (on the closed connection, or at the timeout) and name it
+    assert "error: rank 0: rank 1 took no message (rank 1 crashed or stopped answering" in err
+    assert "error: rank 2: no message from rank 1 (rank 1 crashed or stopped answering" in err
+    assert (tmp_path / "out" / "rank0.trace.csv").exists()  # partial traces are kept
+
+
+def test_calibration_recovers_the_simulated_cluster_from_its_own_trace():
+    """A simulator trace has the real ranks' format: fitting it gives back the constant compute
+    times and link delays it was simulated with (to float rounding)."""
+    from dglsim.dist.calibrate import calibrated_spec, fit_calibration
+    from dglsim.sim import simulate, spec_from_dict
+
+    spec = spec_from_dict({"mode": "sync", "workers": 3, "steps": 30, "capacity": 2, "compute": [0.01, 0.03, 0.02], "latency": [0.004, 0.001]})
+    cal = fit_calibration(simulate(spec).trace.to_array(), 3)
+    np.testing.assert_allclose(cal.compute_s, [0.01, 0.03, 0.02], rtol=1e-9)
+    np.testing.assert_allclose(cal.link_s, [0.004, 0.001], rtol=1e-9)
+    assert cal.compute_cv == pytest.approx((0, 0, 0), abs=1e-6)
+    twin = calibrated_spec(cal, mode="sync", steps=30, seed=0, capacity=2, policy="fifo", max_reuse=None, slowdown=(1.0, 1.0, 1.0))
+    assert simulate(twin).makespan == pytest.approx(simulate(spec).makespan, rel=1e-9)
+
+
+def test_torchrun_launches_the_same_ranks(tmp_path, cifar10):
+    """The README's torchrun command: K processes from torchrun's environment, one result."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    out = tmp_path / "out"
+    done = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "dglsim.dist", _config(tmp_path, k=2, pipeline="async"), "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["provenance"]["world_size"] == 2 and results["provenance"]["backend"] == "gloo"
+    assert {r["module"] for r in results["rows"] if r["metric"] == "test_accuracy"} == {0, 1}
