@@ -34,13 +34,14 @@ import torch.distributed as dist
 
 from dglsim.buffers import Item, ReplayBuffer
 from dglsim.data.loader import BatchLoader
-from dglsim.dist.wire import DATA, STOP, Layout, Message, recv, send, silent_producer, wait_sent
+from dglsim.dist.wire import DATA, STOP, EncodedLink, Layout, Message, send, silent_producer, wait_sent
 from dglsim.models import build_network
 from dglsim.sim.trace import Trace
 from dglsim.study.config import RunConfig
 from dglsim.study.execute import run_data
 from dglsim.study.provenance import provenance
-from dglsim.study.simulated import compute_model
+from dglsim.quant import Codec
+from dglsim.study.simulated import compute_model, link_codecs
 from dglsim.train.evaluate import evaluate
 from dglsim.train.optim import set_lr
 from dglsim.train.steps import local_step
@@ -69,8 +70,8 @@ def _fault(rank: int) -> tuple[int, str] | None:
 class _Inbox:
     """What rank j-1 sent, filled by a receiver thread: a FIFO queue (sync) or a replay buffer (async)."""
 
-    def __init__(self, cfg: RunConfig, layout: Layout, opts: RankOptions, rank: int, clock, record) -> None:
-        self.layout, self.opts, self.rank, self.clock, self.record = layout, opts, rank, clock, record
+    def __init__(self, cfg: RunConfig, link: Layout | EncodedLink, opts: RankOptions, rank: int, clock, record) -> None:
+        self.link, self.opts, self.rank, self.clock, self.record = link, opts, rank, clock, record
         self.sync = cfg.pipeline == "sync"
         self.fifo: queue.Queue = queue.Queue(maxsize=opts.in_flight)
         self.buffer = ReplayBuffer(cfg.buffer, cfg.policy, max_reuse=cfg.max_reuse)
@@ -84,9 +85,7 @@ class _Inbox:
     def _receive(self) -> None:
         try:
             while True:
-                buf = self.layout.empty()
-                recv(buf, self.rank - 1, self.opts.timeout_s, me=self.rank)
-                msg = self.layout.unpack(buf)
+                msg = self.link.receive(self.rank - 1, self.opts.timeout_s, me=self.rank)
                 if msg.kind == STOP:
                     break
                 if self.sync:  # arrival is when the message is here, before the queue may hold it back
@@ -141,6 +140,11 @@ class _Inbox:
             raise self.error
 
 
+def _link(codecs: list[Codec] | None, j: int, shape: tuple[int, ...]) -> Layout | EncodedLink:
+    """Link j (rank j to rank j+1): float messages of `shape`, or encoded by link j's codec."""
+    return Layout(shape) if codecs is None else EncodedLink(codecs[j])
+
+
 def _batches(loader: BatchLoader):
     epoch = 0
     while True:
@@ -160,8 +164,9 @@ def run_rank(cfg: RunConfig, opts: RankOptions) -> None:
     optimizer = tcfg.optim.make(net.module_parameters(rank))
     shapes = [s for s in net.output_shapes()]
     b = tcfg.batch_size
-    inbound = Layout((b, *shapes[rank - 1])) if rank > 0 else None
-    outbound = Layout((b, *shapes[rank])) if rank < world - 1 else None
+    codecs = link_codecs(cfg)
+    inbound = _link(codecs, rank - 1, (b, *shapes[rank - 1])) if rank > 0 else None
+    outbound = _link(codecs, rank, (b, *shapes[rank])) if rank < world - 1 else None
 
     batches = None
     per_epoch = torch.zeros(1, dtype=torch.int64)
@@ -210,8 +215,8 @@ def run_rank(cfg: RunConfig, opts: RankOptions) -> None:
                 item, version, birth, reuse, occupancy = -1, 0, began, 1, 0
             else:
                 msg, reuse, occupancy = inbox.take()
-                x, y, item, version, birth = msg.x, msg.y, msg.item, msg.version, msg.birth
                 began = clock()
+                x, y, item, version, birth = inbound.decode(msg.x), msg.y, msg.item, msg.version, msg.birth
             record(began, "start", item, version, reuse, occupancy, age=max(0.0, began - birth))
             lr = tcfg.optim.lr_at(n // per_epoch)
             set_lr(optimizer, lr)
@@ -231,17 +236,16 @@ def run_rank(cfg: RunConfig, opts: RankOptions) -> None:
                 record(clock(), "finish", item, n + 1, 0, 0)
             else:
                 out_id = rank * 10**9 + n
-                buf = outbound.pack(DATA, out_id, n + 1, clock(), out, y)
+                parts = outbound.pack(DATA, out_id, n + 1, clock(), out, y)
                 done = clock()  # before the transport has it: its arrival is never earlier
-                pending.append((send(buf, rank + 1, me=rank), buf))
+                pending += [(send(part, rank + 1, me=rank), part) for part in parts]
                 record(done, "finish", item, n + 1, 0, 0)
-                record(done, "send", out_id, n + 1, 0, 0, nbytes=outbound.nbytes)
+                record(done, "send", out_id, n + 1, 0, 0, nbytes=sum(part.numel() for part in parts))
                 _settle(pending, opts.in_flight if cfg.pipeline == "sync" else opts.in_flight + cfg.buffer, rank, opts, record, clock)
             if bar is not None:
                 bar.update(1)
         if outbound is not None:
-            stop = outbound.stop()
-            pending.append((send(stop, rank + 1, me=rank), stop))
+            pending += [(send(part, rank + 1, me=rank), part) for part in outbound.pack(STOP, -1, -1, 0.0, None, None)]
             _settle(pending, 0, rank, opts, record, clock)
         if inbox is not None:
             inbox.close()
@@ -304,7 +308,10 @@ def _finish(cfg: RunConfig, net, gathered: list[dict], opts: RankOptions, per_ep
     scores = evaluate(net, BatchLoader(test_set, 500, shuffle=False, augment=False))
     trace = merge_traces([p["trace"] for p in gathered])
     makespan = max(r[0] for r in trace.rows) if trace.rows else 0.0
-    rows = [{"module": j, "metric": m, "value": float(v)} for m, key in (("test_accuracy", "accuracy"), ("ensemble_accuracy", "ensemble"))
+    # Quantized runs are evaluated on float activations here (the codecs live on the producing
+    # ranks), which a simulated run reports as unquantized_*.
+    prefix = "unquantized_" if cfg.quant != "none" else ""
+    rows = [{"module": j, "metric": prefix + m, "value": float(v)} for m, key in (("test_accuracy", "accuracy"), ("ensemble_accuracy", "ensemble"))
             for j, v in enumerate(scores[key])]
     for part in gathered:
         j, losses = part["rank"], np.asarray(part["updates"]["loss"])
@@ -319,5 +326,5 @@ def _finish(cfg: RunConfig, net, gathered: list[dict], opts: RankOptions, per_ep
     tmp = opts.out / "results.json.tmp"
     tmp.write_text(json.dumps(results, default=float))
     tmp.replace(opts.out / "results.json")  # written whole or not at all
-    print(f"rank {len(gathered) - 1}: trained in {makespan:.2f} s; test accuracy per module " + ", ".join(f"{a:.3f}" for a in scores["accuracy"])
+    print(f"rank {len(gathered) - 1}: trained in {makespan:.2f} s; {prefix}test accuracy per module " + ", ".join(f"{a:.3f}" for a in scores["accuracy"])
           + f"; wrote {opts.out}", flush=True)

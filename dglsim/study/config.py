@@ -91,7 +91,7 @@ class RunConfig:
     latency: float = 0.0  # seconds per link transfer
     bandwidth: float | None = None  # bytes/s of every link; None: infinite
     evals: int = 10  # evaluations spread over the expected run (paper mode: over the expected steps)
-    # what travels on the links and sits in the buffers (method "simulated" only; dglsim.quant)
+    # what travels on the links and sits in the buffers (methods "simulated" and "distributed"; dglsim.quant)
     quant: str = "none"  # none | vq | uniform | stochastic
     quant_bits: int = 8  # uniform / stochastic
     codes: int = 256  # vq: K codes per group
@@ -147,8 +147,8 @@ class RunConfig:
         self.network_spec(), self.train_config()  # validate the parts with their own rules
         if self.slowed >= self.k:
             raise InvalidArgument(f"'slowed' of RunConfig must be a module index < k = {self.k}, got {self.slowed}")
-        if self.quant != "none" and self.method != "simulated":  # not yet over torch.distributed either
-            raise InvalidArgument(f"'quant' of RunConfig must be 'none' unless method is 'simulated' (quantization acts on the simulated links), got {self.quant!r} with method {self.method!r}")
+        if self.quant != "none" and self.method not in ("simulated", "distributed"):
+            raise InvalidArgument(f"'quant' of RunConfig must be 'none' unless method is 'simulated' or 'distributed' (quantization acts on the links), got {self.quant!r} with method {self.method!r}")
         if self.theory and self.method != "simulated":
             raise InvalidArgument(f"'theory' of RunConfig must be false unless method is 'simulated' (the estimates need a simulated run's per-update record), got true with method {self.method!r}")
         if self.method == "distributed" and self.pipeline == "paper":

@@ -28,6 +28,7 @@ from dglsim.dist.run import run_real
 from dglsim.models import build_network
 from dglsim.study.config import RunConfig
 from dglsim.study.execute import run_data
+from dglsim.study.simulated import link_codecs
 from dglsim.train.simulated import train_simulated
 
 __all__ = ["run_distributed", "sync_capacity", "trace_quantities"]
@@ -75,15 +76,17 @@ def run_distributed(cfg: RunConfig, progress=None) -> tuple[list[dict], dict]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each rank: the same kernels, so sync runs match update for update
     try:
-        sim = train_simulated(net, train, test, tcfg, spec)
+        sim = train_simulated(net, train, test, tcfg, spec, codecs=link_codecs(cfg))
     finally:
         torch.set_num_threads(threads)
     rows = [r | {"source": "real"} for r in trace_quantities(real.trace, cfg.k, tcfg.epochs)]
     rows += [r | {"source": "sim"} for r in trace_quantities(sim.result.trace.to_array(), cfg.k, tcfg.epochs)]
-    rows += [r | {"source": "real"} for r in real.results["rows"] if r["metric"] == "test_accuracy"]
+    # real ranks evaluate on float activations: compare the twin's figure of the same kind
+    accuracy = "unquantized_test_accuracy" if cfg.quant != "none" else "test_accuracy"
+    rows += [r | {"metric": "test_accuracy", "source": "real"} for r in real.results["rows"] if r["metric"] == accuracy]
     end = max(r["time"] for r in sim.rows)
     rows += [{"module": r["module"], "metric": "test_accuracy", "value": r["value"], "source": "sim"} for r in sim.rows
-             if r["metric"] == "test_accuracy" and r["time"] == end]
+             if r["metric"] == accuracy and r["time"] == end]
     rows += [{"module": j, "metric": "calibrated_compute_s", "value": t} for j, t in enumerate(calibration.compute_s)]
     rows += [{"link": j, "metric": "calibrated_link_s", "value": t} for j, t in enumerate(calibration.link_s)]
     return rows, {"calibration": calibration.as_dict(), "real_provenance": real.results["provenance"], "real_wall_s": real.results["wall_s"]}

@@ -16,7 +16,7 @@ from dglsim.theory.staleness import async_staleness_bound
 from dglsim.theory.training import estimate_assumptions, train_with_snapshots
 from dglsim.train.simulated import batch_payload_bytes, train_simulated
 
-__all__ = ["compute_model", "pipeline_spec", "run_simulated"]
+__all__ = ["compute_model", "link_codecs", "pipeline_spec", "run_simulated"]
 
 
 def compute_model(cfg: RunConfig, base: float):
@@ -81,8 +81,10 @@ def _staleness_bound_rows(cfg: RunConfig, spec: PipelineSpec, base: list[float])
             for j in range(1, cfg.k)]
 
 
-def _codecs(cfg: RunConfig, k: int) -> list[Codec] | None:
-    """One codec per link, each with its own random stream drawn from the run's seed."""
+def link_codecs(cfg: RunConfig) -> list[Codec] | None:
+    """One codec per link, each with its own random stream drawn from the run's seed (the same in
+    a simulated run and in the real ranks of dglsim.dist, which then encode alike)."""
+    k = cfg.k
     if cfg.quant == "none":
         return None
     seeds = np.random.SeedSequence([cfg.seed, 0x9A17]).generate_state(k - 1).tolist()
@@ -97,7 +99,7 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
         raise InvalidArgument("'compute_time' of RunConfig must be resolved before a simulated run (the study runner profiles the modules), got None")
     item_bytes = batch_payload_bytes(net, tcfg.batch_size)
     spec = pipeline_spec(cfg, base, item_bytes, tcfg.epochs * len(train))
-    codecs = _codecs(cfg, net.k)
+    codecs = link_codecs(cfg)
     interval = _expected_length(spec) / cfg.evals
     if cfg.theory:
         run, snapshots = train_with_snapshots(net, train, test, tcfg, spec, interval=interval, codecs=codecs, progress=progress)

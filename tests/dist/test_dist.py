@@ -125,3 +125,33 @@ def test_torchrun_launches_the_same_ranks(tmp_path, cifar10):
     results = json.loads((out / "results.json").read_text())
     assert results["provenance"]["world_size"] == 2 and results["provenance"]["backend"] == "gloo"
     assert {r["module"] for r in results["rows"] if r["metric"] == "test_accuracy"} == {0, 1}
+
+
+@pytest.mark.parametrize("quant", ["vq", "uniform"])
+def test_quantized_sync_ranks_equal_the_simulated_run_with_the_same_codecs(quant, tmp_path, cifar10):
+    """Codes (and codebooks, once per publication) travel instead of floats; a sync run equals
+    the simulated sync run of the same config, whose links encode with the same codecs."""
+    from dglsim.sim import spec_from_dict
+    from dglsim.study.simulated import link_codecs
+    from dglsim.train.simulated import train_simulated
+
+    settings = {"k": 3, "pipeline": "sync", "quant": quant, "codes": 16, "codebook_every": 2}
+    out = tmp_path / "out"
+    assert main([_config(tmp_path, **settings), "--out", str(out), "--no-progress"]) == 0
+    cfg = RunConfig(method="distributed", **BASE, **settings)
+    torch.set_num_threads(1)
+    net = build_network(cfg.network_spec(), seed=cfg.seed)
+    train_set, test_set = run_data(cfg)
+    train = BatchLoader(train_set, cfg.batch_size, shuffle=True, augment=cfg.augment, seed=cfg.seed, drop_last=True)
+    spec = spec_from_dict({"mode": "sync", "workers": 3, "steps": cfg.epochs * len(train), "compute": [0.01] * 3})
+    sim = train_simulated(net, train, BatchLoader(test_set, 500, shuffle=False, augment=False), cfg.train_config(), spec, codecs=link_codecs(cfg))
+    results = json.loads((out / "results.json").read_text())
+    for j in range(3):
+        np.testing.assert_allclose(results["updates"][str(j)]["loss"], sim.updates["loss"][sim.updates["module"] == j], rtol=1e-6, atol=1e-6)
+    real = torch.load(out / "state.pt")
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(real[name], value, rtol=1e-6, atol=1e-6)
+    trace = np.genfromtxt(out / "trace.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+    sent = trace["bytes"][(trace["action"] == "send") & (trace["worker"] == 0)]
+    assert sent.max() < 4 * 20 * 8 * 32 * 32  # far below the float32 item (batch 20, 8 channels at 32x32)
+    assert {r["metric"] for r in results["rows"]} >= {"unquantized_test_accuracy"}
