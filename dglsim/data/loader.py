@@ -87,6 +87,14 @@ class BatchLoader:
         n = len(self.data)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
+    def forever(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Epoch 0, then 1, 2, ...: for modules that count their own epochs (and, in paper mode,
+        keep forwarding past them)."""
+        epoch = 0
+        while True:
+            yield from self.epoch(epoch)
+            epoch += 1
+
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gen = _generator(self.seed, epoch)
         n = len(self.data)

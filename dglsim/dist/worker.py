@@ -145,13 +145,6 @@ def _link(codecs: list[Codec] | None, j: int, shape: tuple[int, ...]) -> Layout 
     return Layout(shape) if codecs is None else EncodedLink(codecs[j])
 
 
-def _batches(loader: BatchLoader):
-    epoch = 0
-    while True:
-        yield from loader.epoch(epoch)
-        epoch += 1
-
-
 def run_rank(cfg: RunConfig, opts: RankOptions) -> None:
     """Train module dist.get_rank() of `cfg`'s network in a process group of K ranks."""
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -174,7 +167,7 @@ def run_rank(cfg: RunConfig, opts: RankOptions) -> None:
         train_set, _ = run_data(cfg)
         loader = BatchLoader(train_set, b, shuffle=True, augment=cfg.augment, seed=cfg.seed, drop_last=True)
         per_epoch[0] = len(loader)
-        batches = _batches(loader)
+        batches = loader.forever()
     dist.broadcast(per_epoch, 0)
     per_epoch = int(per_epoch[0])
     budget = tcfg.epochs * per_epoch

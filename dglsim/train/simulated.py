@@ -97,13 +97,6 @@ def profile_modules(net: DecoupledNet, batch_size: int, *, repeats: int = 5, war
     return seconds
 
 
-def _batches(loader: BatchLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    epoch = 0
-    while True:  # module 0 may keep forwarding past its budget (paper mode)
-        yield from loader.epoch(epoch)
-        epoch += 1
-
-
 def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cfg: TrainConfig, spec: PipelineSpec,
                     *, eval_interval: float | None = None, progress: Callable[[int], None] | None = None,
                     codecs: list[Codec] | None = None, observe: Callable[[float, list[int]], None] | None = None) -> SimulatedRun:
@@ -124,7 +117,7 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
         raise InvalidArgument(f"'codecs' of train_simulated must be one per link (K-1 = {net.k - 1}), got {len(codecs)}")
     optimizers = [cfg.optim.make(net.module_parameters(j)) for j in range(net.k)]
     done = [0] * net.k
-    batches = _batches(train)
+    batches = train.forever()
     log_module, log_loss, log_lr = [], [], []
     sent: list[list[Sent]] = [[] for _ in range(net.k - 1)]  # per link, per item in send order
 

@@ -74,6 +74,15 @@ def test_epochs_are_permutations_reproducible_per_seed_and_epoch():
     )
 
 
+def test_forever_runs_the_epochs_one_after_another():
+    import itertools
+
+    loader = BatchLoader(_images(n=10), 4, shuffle=True, augment=False, seed=3)
+    expected = [y for e in range(3) for _, y in loader.epoch(e)]
+    got = [y for _, y in itertools.islice(loader.forever(), len(expected))]
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
 def test_drop_last_and_feature_sets():
     feats = FeatureSet(torch.randn(10, 5), torch.zeros(10, dtype=torch.long), ("a",))
     loader = BatchLoader(feats, 4, shuffle=False, augment=False, drop_last=True)
