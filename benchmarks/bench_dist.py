@@ -74,7 +74,7 @@ def _ranks(cfg, tmp: Path) -> float:
     from dglsim.dist.run import run_real
 
     real = run_real(cfg, tmp, threads=1)
-    trace, per_epoch = real.trace, len(real.results["updates"]["0"]["loss"]) // cfg.epochs
+    trace, per_epoch = real.trace.to_array(), len(real.results["updates"]["0"]["loss"]) // cfg.epochs
     last = cfg.k - 1
     starts = trace["time"][(trace["worker"] == last) & (trace["action"] == "start")]
     finishes = trace["time"][(trace["worker"] == last) & (trace["action"] == "finish")]

@@ -6,24 +6,18 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from dglsim.dist.launch import launch
 from dglsim.sim.trace import Trace
 from dglsim.study.config import RunConfig
 
-__all__ = ["RealRun", "run_real", "read_trace"]
+__all__ = ["RealRun", "run_real"]
 
 
 @dataclass(frozen=True)
 class RealRun:
     results: dict  # results.json of the last rank: rows, per-rank updates, provenance
-    trace: np.ndarray  # the merged trace (Trace.to_array() layout)
+    trace: Trace  # the merged trace of all ranks
     out: Path
-
-
-def read_trace(path: Path) -> np.ndarray:
-    return Trace.from_csv(path).to_array()
 
 
 def run_real(cfg: RunConfig, out: Path, *, in_flight: int = 2, timeout_s: float = 60.0, threads: int = 1) -> RealRun:
@@ -35,4 +29,4 @@ def run_real(cfg: RunConfig, out: Path, *, in_flight: int = 2, timeout_s: float 
                     threads=threads, grace_s=timeout_s + 10)
     if not result.ok:
         raise RuntimeError(f"the real run in {out} failed: ranks {result.failed} exited with errors (exit codes {result.returncodes}); see their messages above")
-    return RealRun(json.loads((out / "results.json").read_text()), read_trace(out / "trace.csv"), out)
+    return RealRun(json.loads((out / "results.json").read_text()), Trace.from_csv(out / "trace.csv"), out)

@@ -28,7 +28,7 @@ import torch.distributed as dist
 from dglsim.errors import InvalidArgument
 from dglsim.quant import Codec, Encoded
 
-__all__ = ["Layout", "EncodedLink", "Message", "DATA", "STOP", "PeerTimeout", "silent_producer", "send", "recv", "wait_sent"]
+__all__ = ["Layout", "EncodedLink", "Message", "DATA", "STOP", "PeerTimeout", "silent_producer", "silent_consumer", "send", "recv", "wait_sent"]
 
 DATA, STOP = 0.0, 1.0
 _HEADER = 4 * 8  # four float64
@@ -134,12 +134,18 @@ def silent_producer(me: int, src: int, timeout_s: float, detail: object = "") ->
     return PeerTimeout(f"rank {me}: no message from rank {src} (rank {src} crashed or stopped answering; waited up to {timeout_s:g} s)" + (f": {detail}" if detail else ""))
 
 
+def silent_consumer(me: int, dst: int, timeout_s: float | None, detail: object) -> PeerTimeout:
+    """The error of a rank whose consumer `dst` takes nothing (`timeout_s`: how long it waited, if it did)."""
+    waited = f"; waited up to {timeout_s:g} s" if timeout_s is not None else ""
+    return PeerTimeout(f"rank {me}: rank {dst} took no message (rank {dst} crashed or stopped answering{waited}): {detail}")
+
+
 def send(buffer: torch.Tensor, dst: int, *, me: int) -> dist.Work:
     """Start sending one message; raise PeerTimeout naming `dst` when its connection is gone."""
     try:
         return dist.isend(buffer, dst)
     except RuntimeError as exc:
-        raise PeerTimeout(f"rank {me}: rank {dst} took no message (rank {dst} crashed or stopped answering): {exc}") from exc
+        raise silent_consumer(me, dst, None, exc) from exc
 
 
 def recv(buffer: torch.Tensor, src: int, timeout_s: float, *, me: int) -> None:
@@ -156,4 +162,4 @@ def wait_sent(work: dist.Work, dst: int, timeout_s: float, *, me: int) -> None:
     try:
         work.wait(timeout=timedelta(seconds=timeout_s))
     except RuntimeError as exc:
-        raise PeerTimeout(f"rank {me}: rank {dst} took no message (rank {dst} crashed or stopped answering; waited up to {timeout_s:g} s): {exc}") from exc
+        raise silent_consumer(me, dst, timeout_s, exc) from exc

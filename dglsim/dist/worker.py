@@ -155,7 +155,7 @@ def run_rank(cfg: RunConfig, opts: RankOptions) -> None:
     stage, head = net.stages[rank], net.heads[rank]
     tcfg = cfg.train_config()
     optimizer = tcfg.optim.make(net.module_parameters(rank))
-    shapes = [s for s in net.output_shapes()]
+    shapes = net.output_shapes()
     b = tcfg.batch_size
     codecs = link_codecs(cfg)
     inbound = _link(codecs, rank - 1, (b, *shapes[rank - 1])) if rank > 0 else None

@@ -19,13 +19,14 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dglsim.data.loader import BatchLoader
 from dglsim.dist.calibrate import calibrated_spec, fit_calibration
 from dglsim.dist.run import run_real
 from dglsim.models import build_network
+from dglsim.sim.metrics import summarize_trace
+from dglsim.sim.trace import Trace
 from dglsim.study.config import RunConfig
 from dglsim.study.execute import run_data
 from dglsim.study.simulated import link_codecs
@@ -34,19 +35,16 @@ from dglsim.train.simulated import train_simulated
 __all__ = ["run_distributed", "sync_capacity", "trace_quantities"]
 
 
-def trace_quantities(trace: np.ndarray, k: int, epochs: int) -> list[dict]:
-    """The compared quantities of one run, from its trace."""
-    makespan = float(trace["time"].max())
-    rows = [{"metric": "epoch_wallclock_s", "value": makespan / epochs}]
-    for j in range(k):
-        starts = trace[(trace["worker"] == j) & (trace["action"] == "start")]
-        finishes = trace["time"][(trace["worker"] == j) & (trace["action"] == "finish")]
-        busy = float((finishes - starts["time"][: len(finishes)]).sum())
-        rows += [{"module": j, "metric": "throughput", "value": len(finishes) / makespan},
-                 {"module": j, "metric": "utilization", "value": busy / makespan}]
+def trace_quantities(trace: Trace, k: int, epochs: int) -> list[dict]:
+    """The compared quantities of one run, from its trace (`summarize_trace`)."""
+    summary = summarize_trace(trace, k)
+    rows = [{"metric": "epoch_wallclock_s", "value": summary["makespan"] / epochs}]
+    for j, worker in enumerate(summary["workers"]):
+        rows += [{"module": j, "metric": "throughput", "value": worker["throughput"]},
+                 {"module": j, "metric": "utilization", "value": worker["utilization"]}]
         if j > 0:
-            rows += [{"module": j, "metric": "staleness_mean", "value": float(starts["staleness"].mean())},
-                     {"module": j, "metric": "staleness_p90", "value": float(np.quantile(starts["staleness"], 0.9))}]
+            rows += [{"module": j, "metric": "staleness_mean", "value": worker["staleness"]["mean"]},
+                     {"module": j, "metric": "staleness_p90", "value": worker["staleness"]["p90"]}]
     return rows
 
 
@@ -62,7 +60,7 @@ def run_distributed(cfg: RunConfig, progress=None) -> tuple[list[dict], dict]:
     with tempfile.TemporaryDirectory(prefix="dglsim-dist-") as tmp:
         profile_cfg = dataclasses.replace(cfg, epochs=1, slowdown=1.0, delay="constant")
         profile = run_real(profile_cfg, Path(tmp) / "profile", in_flight=cfg.in_flight)
-        calibration = fit_calibration(profile.trace, cfg.k)
+        calibration = fit_calibration(profile.trace.to_array(), cfg.k)
         real = run_real(cfg, Path(tmp) / "real", in_flight=cfg.in_flight)
     if progress is not None:
         progress(cfg.k * len(real.results["updates"]["0"]["loss"]))  # the real run's updates
@@ -80,7 +78,7 @@ def run_distributed(cfg: RunConfig, progress=None) -> tuple[list[dict], dict]:
     finally:
         torch.set_num_threads(threads)
     rows = [r | {"source": "real"} for r in trace_quantities(real.trace, cfg.k, tcfg.epochs)]
-    rows += [r | {"source": "sim"} for r in trace_quantities(sim.result.trace.to_array(), cfg.k, tcfg.epochs)]
+    rows += [r | {"source": "sim"} for r in trace_quantities(sim.result.trace, cfg.k, tcfg.epochs)]
     # real ranks evaluate on float activations: compare the twin's figure of the same kind
     accuracy = "unquantized_test_accuracy" if cfg.quant != "none" else "test_accuracy"
     rows += [r | {"metric": "test_accuracy", "source": "real"} for r in real.results["rows"] if r["metric"] == accuracy]
