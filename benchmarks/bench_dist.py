@@ -181,7 +181,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from dglsim.study.allocator import reexec_under_tcmalloc
+    from dglsim.study.allocator import reexec_with_allocator
 
-    reexec_under_tcmalloc([__file__, *sys.argv[1:]])
+    reexec_with_allocator([__file__, *sys.argv[1:]])
     main()

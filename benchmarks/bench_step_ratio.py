@@ -57,7 +57,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from dglsim.study.allocator import reexec_under_tcmalloc
+    from dglsim.study.allocator import reexec_with_allocator
 
-    reexec_under_tcmalloc(sys.argv)
+    reexec_with_allocator(sys.argv)
     main()

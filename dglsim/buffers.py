@@ -11,6 +11,13 @@ Policies (the authors' code uses least_used):
 - "newest":     the newest item
 - "uniform":    an item drawn uniformly (needs the rng)
 - "least_used": the least consumed item, ties broken by the newest ("least used, then freshest")
+- "authors":    the rule of the authors' code as it runs (eugenium/DGL, buffer_experiments,
+                `Buffer.get_sample`, 'priority_lifo'): least used, then freshest, except that
+                once the ring of slots is full the slot at the write pointer, which holds the
+                oldest item, wins whenever it is among the least used. Their code maps slots
+                past the write pointer to negative indices with `>` where `>=` was meant, so
+                the pointer's own slot keeps the largest index. The freshest-first rule they
+                describe is "least_used".
 """
 
 from __future__ import annotations
@@ -40,21 +47,22 @@ class Policy(ABC):
     needs_rng = False
 
     @abstractmethod
-    def select(self, items: list[Item], rng: np.random.Generator | None) -> int:
-        """Index into `items` (oldest first, non-empty) of the item to consume."""
+    def select(self, items: list[Item], rng: np.random.Generator | None, *, full: bool = False) -> int:
+        """Index into `items` (oldest first, non-empty) of the item to consume; `full`: the
+        buffer holds its capacity."""
 
 
 class Fifo(Policy):
     name = "fifo"
 
-    def select(self, items, rng):
+    def select(self, items, rng, *, full=False):
         return 0
 
 
 class Newest(Policy):
     name = "newest"
 
-    def select(self, items, rng):
+    def select(self, items, rng, *, full=False):
         return len(items) - 1
 
 
@@ -62,14 +70,14 @@ class Uniform(Policy):
     name = "uniform"
     needs_rng = True
 
-    def select(self, items, rng):
+    def select(self, items, rng, *, full=False):
         return int(rng.integers(len(items)))
 
 
 class LeastUsed(Policy):
     name = "least_used"
 
-    def select(self, items, rng):
+    def select(self, items, rng, *, full=False):
         best, best_reuse = 0, items[0].reuse
         for i in range(1, len(items)):  # later items are newer: '<=' keeps the freshest of a tie
             if items[i].reuse <= best_reuse:
@@ -77,7 +85,17 @@ class LeastUsed(Policy):
         return best
 
 
-POLICIES = {p.name: p for p in (Fifo(), Newest(), Uniform(), LeastUsed())}
+class Authors(Policy):
+    name = "authors"
+
+    def select(self, items, rng, *, full=False):
+        fewest = min(item.reuse for item in items)
+        if full and items[0].reuse == fewest:  # the write pointer's slot: the oldest item
+            return 0
+        return max(i for i, item in enumerate(items) if item.reuse == fewest)
+
+
+POLICIES = {p.name: p for p in (Fifo(), Newest(), Uniform(), LeastUsed(), Authors())}
 
 
 def make_policy(name: str) -> Policy:
@@ -110,7 +128,7 @@ class ReplayBuffer:
         """The item the policy picks (its reuse count incremented), or None when empty."""
         if not self.items:
             return None
-        index = self.policy.select(self.items, rng)
+        index = self.policy.select(self.items, rng, full=len(self.items) == self.capacity)
         item = self.items[index]
         item.reuse += 1
         if self.max_reuse is not None and item.reuse >= self.max_reuse:

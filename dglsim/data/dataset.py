@@ -63,3 +63,22 @@ def balanced_subset(data: ImageSet, per_class: int, *, seed: int) -> ImageSet:
     labels = data.labels.numpy()
     chosen = [rng.choice(np.flatnonzero(labels == c), size=per_class, replace=False) for c in range(len(data.classes))]
     return data.take(np.sort(np.concatenate(chosen)))
+
+
+def first_per_class(data: ImageSet, per_class: int) -> ImageSet:
+    """The first `per_class` images of every class, in file order (the authors' subsets)."""
+    counts = data.class_counts()
+    if not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1 or per_class > counts.min():
+        raise InvalidArgument(
+            f"'per_class' of first_per_class must be an int in [1, {counts.min()}] (the smallest class of {data.source or 'the set'}), got {per_class!r}"
+        )
+    labels = data.labels.numpy()
+    chosen = [np.flatnonzero(labels == c)[:per_class] for c in range(len(data.classes))]
+    return data.take(np.sort(np.concatenate(chosen)))
+
+
+def first(data: ImageSet, n: int) -> ImageSet:
+    """The first `n` images, in file order."""
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= len(data):
+        raise InvalidArgument(f"'n' of first must be an int in [1, {len(data)}], got {n!r}")
+    return data.take(np.arange(n))

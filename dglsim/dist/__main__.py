@@ -1,9 +1,9 @@
 import sys
 
-from dglsim.study.allocator import reexec_under_tcmalloc
+from dglsim.study.allocator import reexec_with_allocator
 
 if __name__ == "__main__":
-    reexec_under_tcmalloc(["-m", "dglsim.dist", *sys.argv[1:]])
+    reexec_with_allocator(["-m", "dglsim.dist", *sys.argv[1:]])
     from dglsim.dist.cli import main
 
     sys.exit(main())

@@ -2,7 +2,7 @@
 
 from dglsim.models.decoupled import ARCHITECTURES, DecoupledNet, NetworkSpec, build_network, eval_mode, even_splits
 from dglsim.models.heads import HEADS, make_head
-from dglsim.models.summary import ModuleSummary, format_summary, summarize
+from dglsim.models.summary import ModuleSummary, format_summary, summarize, workloads
 
 __all__ = [
     "ARCHITECTURES",
@@ -16,4 +16,5 @@ __all__ = [
     "format_summary",
     "make_head",
     "summarize",
+    "workloads",
 ]

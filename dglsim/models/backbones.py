@@ -40,6 +40,14 @@ def learning_curve_cnn(in_channels: int, width: int = 64) -> list[nn.Module]:
     return _plan_units([(width, False), (2 * width, True), (2 * width, False), (4 * width, True)], in_channels)
 
 
+def authors_buffer_cnn(in_channels: int, width: int = 32) -> list[nn.Module]:
+    """The network the authors' buffer experiment builds (eugenium/DGL, buffer_experiments,
+    `--ncnn 4 --feature_size 32 --down [1,3] --ds-type maxpool`): w@32, w@32, pool+2w@16, 2w@16.
+    Their loop adds block n+1 (pooled when n is in `down`) while it visits n = 0..2, so the
+    listed 1 pools before the third block and the listed 3 is never reached."""
+    return _plan_units([(width, False), (width, False), (2 * width, True), (2 * width, False)], in_channels)
+
+
 def dni_cnn(in_channels: int, width: int = 128) -> list[nn.Module]:
     """The 3-layer CNN of the DNI comparison (Jaderberg et al. 2017, appendix C.1): three
     conv5x5 (128, resolution preserving)+BN+ReLU layers, each followed by 3x3 max-pool stride 2."""

@@ -84,6 +84,7 @@ class DecoupledNet(nn.Module):
 _BACKBONES = {
     "authors_cnn": (backbones.authors_cnn, 128, None),
     "learning_curve_cnn": (backbones.learning_curve_cnn, 64, None),
+    "authors_buffer_cnn": (backbones.authors_buffer_cnn, 32, None),
     "dni_cnn": (backbones.dni_cnn, 128, None),
     "vgg": (backbones.vgg, 64, 13),
     "resnet_cifar": (backbones.resnet_cifar, 16, 20),

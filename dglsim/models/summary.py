@@ -1,8 +1,11 @@
-"""Parameter counts and FLOPs per module and per head.
+"""Parameter counts, FLOPs and activation sizes per module and per head.
 
 FLOPs are multiply-accumulates (MACs) of convolutions and linear layers for one sample,
 counted by forward hooks on a probe pass; normalisation and activations are left out (they are
 a few percent and memory bound). The head share is head MACs / (stage MACs + head MACs).
+Activations are the output elements of every leaf layer but views (Flatten, Identity) for one
+sample: the tensors a training step writes and reads back, which the roofline's memory
+traffic counts (`dglsim.cluster.roofline`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from dglsim.cluster.roofline import Workload
 from dglsim.models.decoupled import DecoupledNet, eval_mode
 
 
@@ -23,29 +27,38 @@ class ModuleSummary:
     head_params: int
     stage_macs: int
     head_macs: int
+    stage_activations: int = 0
+    head_activations: int = 0
 
     @property
     def head_share(self) -> float:
         return self.head_macs / (self.stage_macs + self.head_macs)
 
 
-def _count_macs(module: nn.Module, x: torch.Tensor) -> tuple[int, torch.Tensor]:
-    total = 0
+_VIEWS = (nn.Flatten, nn.Identity)
+
+
+def _count_macs(module: nn.Module, x: torch.Tensor) -> tuple[int, int, torch.Tensor]:
+    """(MACs, activation elements, output) of `module` on the one-sample input `x`."""
+    total, elements = 0, 0
 
     def hook(layer: nn.Module, inputs, output) -> None:
-        nonlocal total
+        nonlocal total, elements
         if isinstance(layer, nn.Conv2d):
             total += output[0].numel() * (layer.in_channels // layer.groups) * layer.kernel_size[0] * layer.kernel_size[1]
         elif isinstance(layer, nn.Linear):
             total += layer.in_features * layer.out_features
+        if isinstance(output, torch.Tensor) and not isinstance(layer, _VIEWS):
+            elements += output[0].numel()
 
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    leaves = [m for m in module.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
     try:
         out = module(x)
     finally:
         for h in handles:
             h.remove()
-    return total, out
+    return total, elements, out
 
 
 def _params(module: nn.Module) -> int:
@@ -58,9 +71,9 @@ def summarize(net: DecoupledNet) -> list[ModuleSummary]:
         param = next(net.parameters())
         x = torch.zeros((1, *net.input_shape), device=param.device, dtype=param.dtype)
         for j, (stage, head) in enumerate(zip(net.stages, net.heads)):
-            stage_macs, x = _count_macs(stage, x)
-            head_macs, _ = _count_macs(head, x)
-            rows.append(ModuleSummary(j, tuple(x.shape[1:]), _params(stage), _params(head), stage_macs, head_macs))
+            stage_macs, stage_acts, x = _count_macs(stage, x)
+            head_macs, head_acts, _ = _count_macs(head, x)
+            rows.append(ModuleSummary(j, tuple(x.shape[1:]), _params(stage), _params(head), stage_macs, head_macs, stage_acts, head_acts))
     return rows
 
 
@@ -77,3 +90,8 @@ def format_summary(rows: list[ModuleSummary]) -> str:
         f"{sum(r.stage_macs for r in rows) / 1e6:>9.2f} {sum(r.head_macs for r in rows) / 1e6:>10.2f}"
     )
     return "\n".join(lines)
+
+
+def workloads(net: DecoupledNet) -> list[Workload]:
+    """Each module's per-sample workload (stage and head together), for roofline step times."""
+    return [Workload(r.stage_macs + r.head_macs, r.stage_activations + r.head_activations, r.stage_params + r.head_params) for r in summarize(net)]

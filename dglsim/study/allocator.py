@@ -1,9 +1,17 @@
-"""Run the study process under tcmalloc when the machine has it.
+"""Run the study process with an allocator that keeps CPU training's memory mapped.
 
-glibc's malloc returns large activation buffers to the OS and faults them in again on every
-step; on the 2-core CPU machines we measured 12 s of system time against 0.6 s with tcmalloc,
-enough to make DGL look 15% slower than backprop. The allocator changes speed only, never
-results. Set DGLSIM_ALLOCATOR=system to keep glibc's.
+CPU training allocates and frees large activation tensors every step. glibc's malloc serves
+blocks above its mmap threshold with fresh mappings and unmaps them on free, so every step
+faults its activations in again (on a 2-core machine: 17.9 M minor faults and 64 s of system
+time in one delay_sweep). Two ways out, neither needs root:
+
+- tcmalloc, preloaded when installed (Debian/Ubuntu: libtcmalloc-minimal4);
+- otherwise glibc's own tunables (`GLIBC_TUNABLES`): an mmap threshold of 32 MiB (glibc's
+  maximum, so activation tensors come from the heap), a trim threshold and top pad of 256 MiB
+  (freed heap memory is kept for the next step instead of being returned to the OS).
+
+The allocator changes speed only, never results. DGLSIM_ALLOCATOR=system keeps glibc's malloc
+as it comes; =glibc_tuned skips tcmalloc. `benchmarks/bench_allocator.py` measures all three.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import sys
 from pathlib import Path
 
 ENV_VAR = "DGLSIM_ALLOCATOR"
+CHOICES = ("tcmalloc", "glibc_tuned", "system")
+GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=268435456"
 _CANDIDATES = (
     "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
     "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4",
@@ -29,16 +39,28 @@ def find_tcmalloc() -> str | None:
     return ctypes.util.find_library("tcmalloc_minimal")
 
 
-def reexec_under_tcmalloc(python_args: list[str]) -> None:
-    """Replace this process by `python <python_args>` with tcmalloc preloaded, when tcmalloc
-    exists, is not loaded yet and the user has not asked for the system allocator.
-    Returns normally (and changes nothing) otherwise."""
-    if os.environ.get(ENV_VAR, "tcmalloc") == "system" or "tcmalloc" in os.environ.get("LD_PRELOAD", ""):
-        return
-    lib = find_tcmalloc()
-    if lib is None:
-        print("dglsim: tcmalloc not found, using the system allocator (install libtcmalloc-minimal4 for faster CPU training)", file=sys.stderr)
-        return
-    env = dict(os.environ, LD_PRELOAD=" ".join(filter(None, [lib, os.environ.get("LD_PRELOAD", "")])))
-    env[ENV_VAR] = "tcmalloc"
+def current() -> str:
+    """The allocator this process runs with: tcmalloc, jemalloc, glibc_tuned or system."""
+    preload = os.environ.get("LD_PRELOAD", "")
+    if "tcmalloc" in preload:
+        return "tcmalloc"
+    if "jemalloc" in preload:
+        return "jemalloc"
+    return "glibc_tuned" if os.environ.get("GLIBC_TUNABLES", "") == GLIBC_TUNABLES else "system"
+
+
+def reexec_with_allocator(python_args: list[str]) -> None:
+    """Replace this process by `python <python_args>` with tcmalloc preloaded (when installed) or
+    else glibc's tunables set, unless the process already runs so or the user chose otherwise.
+    Returns normally (and changes nothing) in those cases."""
+    choice = os.environ.get(ENV_VAR, "tcmalloc")
+    if choice not in CHOICES:
+        raise SystemExit(f"error: {ENV_VAR} must be one of {list(CHOICES)}, got {choice!r}")
+    if choice == "system" or current() != "system" or os.environ.get("GLIBC_TUNABLES"):
+        return  # the user's choice, an allocator already preloaded, or tunables of the user's own
+    lib = find_tcmalloc() if choice == "tcmalloc" else None
+    if lib is not None:
+        env = dict(os.environ, LD_PRELOAD=" ".join(filter(None, [lib, os.environ.get("LD_PRELOAD", "")])))
+    else:
+        env = dict(os.environ, GLIBC_TUNABLES=GLIBC_TUNABLES)
     os.execve(sys.executable, [sys.executable, *python_args], env)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from dglsim.buffers import POLICIES
+from dglsim.cluster import CLUSTER_KINDS, DEVICES, LINKS, is_cluster
 from dglsim.constraints import Constraint, boolean, int_at_least, one_of, optional, positive_real, real_in, validate_fields
 from dglsim.errors import InvalidArgument
 from dglsim.models.decoupled import NetworkSpec
@@ -39,7 +41,7 @@ PIPELINES = ("sync", "async", "paper")
 DELAY_FAMILIES = ("constant", "lognormal", "straggler")
 _NETWORK_KEYS = tuple(f.name for f in dataclasses.fields(NetworkSpec))
 _OPTIM_KEYS = tuple(f.name for f in dataclasses.fields(OptimConfig))
-_TRAIN_KEYS = ("epochs", "batch_size", "eval_every")
+_TRAIN_KEYS = ("epochs", "batch_size", "eval_every", "ensemble")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class RunConfig:
     train_per_class: int | None = None  # None: the whole training split
     test_per_class: int | None = None
     subset_seed: int = 0  # which subset; fixed across seeds so seeds vary only the training
+    # "random": per-class subsets drawn with subset_seed; "first": the first train_per_class
+    # images of each class and the first test_per_class x classes test images, in file order
+    subset: str = "random"
+    normalization: str = "dataset"  # "dataset": the training split's statistics; "authors": the authors' CIFAR-10 constants
     augment: bool = True
     device: str = "auto"  # "auto": cuda when available, else cpu
     # network (NetworkSpec) and training (TrainConfig / OptimConfig): flat, so that every key
@@ -74,6 +80,8 @@ class RunConfig:
     lr_decay: float = OptimConfig.lr_decay
     lr_decay_every: int = OptimConfig.lr_decay_every
     nesterov: bool = OptimConfig.nesterov
+    reset_on_decay: bool = OptimConfig.reset_on_decay
+    ensemble: str = TrainConfig.ensemble
     # simulated time (method "simulated" only)
     pipeline: str = "async"  # sync | async | paper (dglsim.sim modes; distributed: sync | async)
     buffer: int = 5  # async/paper: replay buffer size M in mini-batches; sync: queue capacity
@@ -85,9 +93,14 @@ class RunConfig:
     jitter_cv: float = 0.2  # lognormal: coefficient of variation
     straggler_q: float = 0.05  # straggler: probability that a step is slow
     straggler_factor: float = 4.0  # straggler: how much slower
-    # Base seconds per update: one for every module, or one per module; None: profiled once per
-    # study on the present device (the runner writes the measured times in before runs start).
-    compute_time: float | tuple[float, ...] | None = None
+    # The simulated cluster (dglsim.cluster): "balanced" (every module compute_time seconds per
+    # update, 10 ms when None), a device name or one per module (roofline times at
+    # `efficiency`), "given" (compute_time states the times), or "profile" (measured once per
+    # study on this machine; the runner writes the measured times into compute_time).
+    cluster: str | tuple[str, ...] = "balanced"
+    efficiency: float = 0.5  # device clusters: fraction of the roofline's peaks the kernels reach
+    compute_time: float | tuple[float, ...] | None = None  # base seconds per update: one for all modules, or one per module
+    link: str | None = None  # a named link for every link (dglsim.cluster.LINKS); None: latency and bandwidth below
     latency: float = 0.0  # seconds per link transfer
     bandwidth: float | None = None  # bytes/s of every link; None: infinite
     evals: int = 10  # evaluations spread over the expected run (paper mode: over the expected steps)
@@ -111,11 +124,13 @@ class RunConfig:
         "train_per_class": optional(int_at_least(1)),
         "test_per_class": optional(int_at_least(1)),
         "subset_seed": int_at_least(0),
+        "subset": one_of(("random", "first")),
+        "normalization": one_of(("dataset", "authors")),
         "augment": boolean(),
         "device": Constraint("'auto', 'cpu', 'cuda' or 'cuda:N'", lambda v: isinstance(v, str) and (v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit())), ("gpu", 0)),
         "pipeline": one_of(PIPELINES),
         "buffer": int_at_least(1),
-        "policy": one_of(("fifo", "newest", "uniform", "least_used")),
+        "policy": one_of(tuple(POLICIES)),
         "max_reuse": optional(int_at_least(1)),
         "slowed": int_at_least(0),
         "slowdown": positive_real(),
@@ -128,6 +143,9 @@ class RunConfig:
             lambda v: v is None or positive_real().holds(v) or (isinstance(v, tuple) and len(v) > 0 and all(positive_real().holds(t) for t in v)),
             (0.0, -1.0, (), (0.1, 0.0), "fast"),
         ),
+        "cluster": Constraint(f"one of {list(CLUSTER_KINDS)}, a device name of {sorted(DEVICES)}, or a tuple of device names (one per module)", is_cluster, ("fast", ("a100", "tpu"), (), 3)),
+        "efficiency": real_in(0.0, 1.0, low_open=True),
+        "link": optional(one_of(sorted(LINKS))),
         "latency": real_in(0.0, 3600.0),
         "bandwidth": optional(positive_real()),
         "evals": int_at_least(1),
@@ -145,6 +163,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         validate_fields(self, self.CONSTRAINTS)
         self.network_spec(), self.train_config()  # validate the parts with their own rules
+        if self.normalization == "authors" and self.dataset != "cifar10":
+            raise InvalidArgument(f"'normalization' of RunConfig must be 'dataset' unless dataset is 'cifar10' (the authors' constants are CIFAR-10's), got 'authors' with dataset {self.dataset!r}")
         if self.slowed >= self.k:
             raise InvalidArgument(f"'slowed' of RunConfig must be a module index < k = {self.k}, got {self.slowed}")
         if self.quant != "none" and self.method not in ("simulated", "distributed"):
@@ -155,12 +175,25 @@ class RunConfig:
             raise InvalidArgument("'pipeline' of RunConfig must be 'sync' or 'async' with method 'distributed' (paper mode is a simulator schedule), got 'paper'")
         if isinstance(self.compute_time, tuple) and len(self.compute_time) != self.k:
             raise InvalidArgument(f"'compute_time' of RunConfig must hold k = {self.k} times when it is a tuple, got {self.compute_time!r}")
+        self._check_cluster()
 
-    def base_times(self) -> list[float] | None:
-        """Seconds per update of each module, or None when they are still to be profiled."""
-        if self.compute_time is None:
-            return None
-        return list(self.compute_time) if isinstance(self.compute_time, tuple) else [self.compute_time] * self.k
+    def _check_cluster(self) -> None:
+        """compute_time must say what the cluster needs, and nothing it would override."""
+        c, t = self.cluster, self.compute_time
+        if c == "balanced" and isinstance(t, tuple):
+            raise InvalidArgument(f"'compute_time' of RunConfig must be None or one time with cluster 'balanced' (every module the same), got {t!r}; use cluster 'given' for per-module times")
+        if c == "given" and t is None:
+            raise InvalidArgument("'compute_time' of RunConfig must be set with cluster 'given' (the times it declares), got None")
+        if c == "profile" and t is not None and not isinstance(t, tuple):
+            raise InvalidArgument(f"'compute_time' of RunConfig must be None with cluster 'profile' (the runner measures it), got {t!r}")
+        if c not in CLUSTER_KINDS and t is not None:
+            raise InvalidArgument(f"'compute_time' of RunConfig must be None with device cluster {c!r} (the roofline gives the times), got {t!r}")
+        if isinstance(c, tuple) and len(c) != self.k:
+            raise InvalidArgument(f"'cluster' of RunConfig must name k = {self.k} devices when it is a tuple, got {c!r}")
+        if self.link is not None and (self.latency != 0.0 or self.bandwidth is not None):
+            raise InvalidArgument(f"'link' of RunConfig must be None when 'latency' or 'bandwidth' is set (the named link declares both), "
+                                  f"got {self.link!r} with latency {self.latency!r}, bandwidth {self.bandwidth!r}")
+
 
     def quant_config(self) -> QuantConfig:
         vq = VQConfig(codes=self.codes, groups=self.groups, gamma=self.gamma)

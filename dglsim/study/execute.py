@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import Callable
 
 import torch
 
-from dglsim.data import BatchLoader, ImageSet, balanced_subset, load_cifar10, load_imagenette
+from dglsim.data import BatchLoader, ImageSet, balanced_subset, first, first_per_class, load_cifar10, load_imagenette
+from dglsim.data.cifar10 import AUTHORS_MEAN, AUTHORS_STD
 from dglsim.errors import InvalidArgument
 from dglsim.models import build_network, summarize
 from dglsim.study.config import RunConfig
@@ -42,10 +44,18 @@ def run_data(cfg: RunConfig) -> tuple[ImageSet, ImageSet]:
         raise InvalidArgument(f"'input_shape' of RunConfig must match the {cfg.dataset} images {train_set.shape}, got {cfg.input_shape}")
     if cfg.classes != len(train_set.classes):
         raise InvalidArgument(f"'classes' of RunConfig must be the {len(train_set.classes)} classes of {cfg.dataset}, got {cfg.classes}")
-    if cfg.train_per_class is not None:
-        train_set = balanced_subset(train_set, cfg.train_per_class, seed=cfg.subset_seed)
-    if cfg.test_per_class is not None:
-        test_set = balanced_subset(test_set, cfg.test_per_class, seed=cfg.subset_seed + 1)
+    if cfg.subset == "first":  # the authors' subsets: file order
+        if cfg.train_per_class is not None:
+            train_set = first_per_class(train_set, cfg.train_per_class)
+        if cfg.test_per_class is not None:
+            test_set = first(test_set, cfg.test_per_class * len(test_set.classes))
+    else:
+        if cfg.train_per_class is not None:
+            train_set = balanced_subset(train_set, cfg.train_per_class, seed=cfg.subset_seed)
+        if cfg.test_per_class is not None:
+            test_set = balanced_subset(test_set, cfg.test_per_class, seed=cfg.subset_seed + 1)
+    if cfg.normalization == "authors":
+        train_set, test_set = (dataclasses.replace(s, mean=AUTHORS_MEAN, std=AUTHORS_STD) for s in (train_set, test_set))
     return train_set, test_set
 
 

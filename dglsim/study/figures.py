@@ -13,6 +13,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from dglsim.study.stats import errorbar, interval_table  # noqa: E402
+
 
 def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
     """Write `stem`.pdf and `stem`.png; returns the paths."""
@@ -26,7 +28,7 @@ def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:
 
 def per_module_curves(df: pd.DataFrame, *, metric: str, hue: str, caption: str) -> plt.Figure:
     """`metric` against epoch, one panel per module, one line per `hue` value; the band is the
-    95% bootstrap confidence interval over seeds."""
+    95% t interval over seeds (dglsim.study.stats)."""
     data = df[df["metric"] == metric]
     modules = sorted(data["module"].unique())
     cols = min(3, len(modules))
@@ -35,7 +37,7 @@ def per_module_curves(df: pd.DataFrame, *, metric: str, hue: str, caption: str) 
     order = sorted(data[hue].unique())
     for ax, module in zip(axes.flat, modules):
         sns.lineplot(data=data[data["module"] == module], x="epoch", y="value", hue=hue, hue_order=order,
-                     errorbar=("ci", 95), n_boot=1000, seed=0, marker="o", ax=ax)
+                     errorbar=errorbar(), marker="o", ax=ax)
         ax.set_title(f"module {module}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric.replace("_", " "))
@@ -49,14 +51,15 @@ def per_module_curves(df: pd.DataFrame, *, metric: str, hue: str, caption: str) 
 
 
 def final_table(df: pd.DataFrame, *, metric: str, by: list[str]) -> pd.DataFrame:
-    """Mean, standard deviation and count over seeds of `metric` at each run's last epoch."""
+    """Mean, t interval and n over seeds of `metric` at each run's last epoch."""
     data = df[df["metric"] == metric]
     last = data[data["epoch"] == data.groupby("key")["epoch"].transform("max")]
-    return last.groupby(by)["value"].agg(["mean", "std", "count"]).reset_index()
+    return interval_table(last, by, "value")
 
 
-def latex_table(table: pd.DataFrame, *, row: str, col: str, caption: str, label: str, scale: float = 100.0) -> str:
-    """A booktabs table of 'mean ± std' cells (values times `scale`), rows `row`, columns `col`."""
+def latex_table(table: pd.DataFrame, *, row: str, col: str, caption: str, label: str, scale: float = 100.0, signed: bool = False) -> str:
+    """A booktabs table of 'mean ± half-width (n)' cells (values times `scale`; the half-width of
+    the 95% t interval), rows `row`, columns `col`; `signed` writes differences with their sign."""
     cols = sorted(table[col].unique())
     lines = [
         "\\begin{table}[t]", "\\centering", f"\\caption{{{caption}}}", f"\\label{{{label}}}",
@@ -70,8 +73,8 @@ def latex_table(table: pd.DataFrame, *, row: str, col: str, caption: str, label:
             if hit.empty:
                 cells.append("--")
             else:
-                mean, std = hit["mean"].iloc[0] * scale, hit["std"].iloc[0] * scale
-                cells.append(f"{mean:.1f}" + ("" if pd.isna(std) else f" $\\pm$ {std:.1f}"))
+                mean, half, n = hit["mean"].iloc[0] * scale, hit["half_width"].iloc[0] * scale, int(hit["n"].iloc[0])
+                cells.append((f"{mean:+.1f}" if signed else f"{mean:.1f}") + ("" if pd.isna(half) else f" $\\pm$ {half:.1f}") + f" ({n})")
         lines.append(f"{r} & " + " & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"

@@ -44,8 +44,9 @@ def device_name(device: torch.device) -> str:
 
 
 def allocator() -> str:
-    preload = os.environ.get("LD_PRELOAD", "")
-    return "tcmalloc" if "tcmalloc" in preload else ("jemalloc" if "jemalloc" in preload else "system")
+    from dglsim.study.allocator import current
+
+    return current()
 
 
 def provenance(device: torch.device) -> dict:

@@ -14,7 +14,7 @@ import pandas as pd
 from dglsim.study.figures import final_table, latex_table, per_module_curves, save_figure
 from dglsim.study.quant_reports import quant_sweep_report
 from dglsim.study.sim_reports import sim_vs_real_report
-from dglsim.study.sweep_reports import buffer_sweep_report, delay_sweep_report
+from dglsim.study.sweep_reports import authors_buffer_report, buffer_sweep_report, delay_sweep_report
 from dglsim.study.theory_reports import theory_bounds_report
 
 Report = Callable[[pd.DataFrame, Path, str], list[Path]]
@@ -38,6 +38,7 @@ REPORTS: dict[str, Report] = {
     "sync_baselines": learning_curves_report,
     "delay_sweep": delay_sweep_report,
     "buffer_sweep": buffer_sweep_report,
+    "authors_buffer": authors_buffer_report,
     "quant_sweep": quant_sweep_report,
     "theory_bounds": theory_bounds_report,
     "sim_vs_real": sim_vs_real_report,

@@ -14,6 +14,8 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
+from dglsim.cluster import balanced, given, link_times, on_devices, profiled
+from dglsim.models import build_network, workloads
 from dglsim.study.config import RunConfig, StudySpec, merge_axes
 from dglsim.study.execute import execute_run
 from dglsim.study.profiles import resolve_compute_times
@@ -31,9 +33,32 @@ class StudyOutcome:
     store: ResultsStore
 
 
-def caption_for(spec: StudySpec, profile: str, runs: list[RunConfig], overrides: dict[str, Any] | None = None) -> str:
-    """What the figures show: the network, the data, the epochs, the seeds, and the values of
-    each swept key that ran (a profile or --set may run only part of the study's grid)."""
+def cluster_clause(runs: list[RunConfig], profiles: list[dict] | None = None) -> str | None:
+    """The simulated cluster of the simulated runs, for captions: what each module's time per
+    update stands for, and the links; None when no run is simulated."""
+    clauses = []
+    for cfg in runs:
+        if cfg.method != "simulated":
+            continue
+        if cfg.cluster == "balanced":
+            times = balanced(cfg.k) if cfg.compute_time is None else balanced(cfg.k, cfg.compute_time)
+        elif cfg.cluster == "given":
+            times = given(cfg.compute_time if isinstance(cfg.compute_time, tuple) else (cfg.compute_time,) * cfg.k)
+        elif cfg.cluster == "profile":
+            where = next((p for p in profiles or [] if tuple(p["seconds"]) == cfg.compute_time), {})
+            times = profiled(cfg.compute_time, where.get("machine", "this machine"), where.get("load"))
+        else:
+            times = on_devices(cfg.cluster, workloads(build_network(cfg.network_spec(), seed=0)), cfg.batch_size, cfg.efficiency)
+        clause = f"simulated cluster: {times.description}, {link_times(cfg.link, cfg.latency, cfg.bandwidth)[2]}"
+        if clause not in clauses:
+            clauses.append(clause)
+    return "; ".join(clauses) if clauses else None
+
+
+def caption_for(spec: StudySpec, profile: str, runs: list[RunConfig], overrides: dict[str, Any] | None = None, profiles: list[dict] | None = None) -> str:
+    """What the figures show: the network, the data, the epochs, the seeds, the simulated
+    cluster, and the values of each swept key that ran (a profile or --set may run only part
+    of the study's grid)."""
     first = runs[0]
     per_class = "all" if first.train_per_class is None else first.train_per_class
     seeds = len({r.seed for r in runs})
@@ -44,7 +69,8 @@ def caption_for(spec: StudySpec, profile: str, runs: list[RunConfig], overrides:
     if swept:
         partial = any(len(grid[key]) < len(spec.grid[key]) for key in grid)
         caption += "; " + ", ".join(swept) + (" (part of the study's grid)" if partial else "")
-    return caption
+    cluster = cluster_clause(runs, profiles)
+    return caption + (f"; {cluster}" if cluster else "")
 
 
 def _worker_init(threads: int) -> None:
@@ -55,8 +81,10 @@ def _execute(cfg: RunConfig) -> dict:
     return execute_run(cfg)
 
 
-def _store(store: ResultsStore, spec: StudySpec, profile: str, cfg: RunConfig, result: dict) -> None:
+def _store(store: ResultsStore, spec: StudySpec, profile: str, cfg: RunConfig, result: dict, profiles: list[dict]) -> None:
     prov = result["provenance"] | {"modules": result["modules"]}
+    if cfg.cluster == "profile":  # where and under what load the simulated cluster was measured
+        prov["compute_profile"] = next((p for p in profiles if tuple(p["seconds"]) == cfg.compute_time), None)
     store.put(cfg.key(), study=spec.name, profile=profile, config=cfg.as_dict(), provenance=prov, rows=result["rows"], wall_s=result["wall_s"])
 
 
@@ -83,7 +111,7 @@ def run_study(
         raise InvalidArgument(f"'--jobs' must be an int >= 1, got {jobs!r}")
     out = Path(out) if out is not None else Path("results") / spec.name / profile
     store = ResultsStore(out / "results.sqlite")
-    runs = resolve_compute_times(runs, store, log=lambda m: print(m, file=sys.stderr))
+    runs, profiles = resolve_compute_times(runs, store, log=lambda m: print(m, file=sys.stderr))
     done = store.done_keys()
     pending = [r for r in runs if r.key() not in done]
     print(f"{spec.name} [{profile}]: {len(runs)} runs, {len(runs) - len(pending)} already stored in {store.path}, {len(pending)} to run", file=sys.stderr)
@@ -105,7 +133,7 @@ def run_study(
                         steps.total = total
                         steps.update(n - steps.n)
                     result = execute_run(cfg, on_steps=on_steps)
-                _store(store, spec, profile, cfg, result)
+                _store(store, spec, profile, cfg, result, profiles)
                 executed.append(cfg.key())
                 bar.update(1)
                 if on_run_stored is not None:
@@ -120,7 +148,7 @@ def run_study(
                     finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
                     for fut in finished:
                         cfg = futures[fut]
-                        _store(store, spec, profile, cfg, fut.result())
+                        _store(store, spec, profile, cfg, fut.result(), profiles)
                         executed.append(cfg.key())
                         bar.update(1)
                         if on_run_stored is not None:
@@ -132,5 +160,5 @@ def run_study(
         raise
     bar.close()
     results = store.results([r.key() for r in runs])
-    outputs = write_report(spec.name, results, out, caption_for(spec, profile, runs, overrides))
+    outputs = write_report(spec.name, results, out, caption_for(spec, profile, runs, overrides, profiles))
     return StudyOutcome(runs, executed, outputs, store)

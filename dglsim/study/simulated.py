@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from dglsim.cluster import ClusterTimes, balanced, given, link_times, on_devices, profiled
 from dglsim.data.loader import BatchLoader
 from dglsim.delays import Constant, Straggler, lognormal
 from dglsim.errors import InvalidArgument
 from dglsim.models.decoupled import DecoupledNet
+from dglsim.models.summary import workloads
 from dglsim.quant import Codec
 from dglsim.sim import PipelineSpec, paper_probabilities
 from dglsim.sim.metrics import distribution
@@ -16,7 +18,20 @@ from dglsim.theory.staleness import async_staleness_bound
 from dglsim.theory.training import estimate_assumptions, train_with_snapshots
 from dglsim.train.simulated import batch_payload_bytes, train_simulated
 
-__all__ = ["compute_model", "link_codecs", "pipeline_spec", "run_simulated"]
+__all__ = ["cluster_times", "compute_model", "link_codecs", "pipeline_spec", "run_simulated"]
+
+
+def cluster_times(cfg: RunConfig, net: DecoupledNet) -> ClusterTimes:
+    """The base seconds per update of each module on `cfg`'s declared cluster. Never measures:
+    a "profile" cluster's times were measured by the study runner and written into the config."""
+    if cfg.cluster == "balanced":
+        return balanced(cfg.k) if cfg.compute_time is None else balanced(cfg.k, cfg.compute_time)
+    if cfg.cluster in ("given", "profile"):
+        if cfg.compute_time is None:
+            raise InvalidArgument("'compute_time' of RunConfig must be resolved before a simulated run on a 'profile' cluster (the study runner profiles the modules), got None")
+        times = cfg.compute_time if isinstance(cfg.compute_time, tuple) else (cfg.compute_time,) * cfg.k
+        return given(times) if cfg.cluster == "given" else profiled(times, "this machine", None)
+    return on_devices(cfg.cluster, workloads(net), cfg.batch_size, cfg.efficiency)
 
 
 def compute_model(cfg: RunConfig, base: float):
@@ -33,12 +48,13 @@ def pipeline_spec(cfg: RunConfig, base_times: list[float], item_bytes: list[int]
     module `slowed`, around the delay family), links carry item_bytes[j] at `bandwidth` after `latency`."""
     k = cfg.k
     slowdown = tuple(cfg.slowdown if j == cfg.slowed else 1.0 for j in range(k))
+    latency, bandwidth, _ = link_times(cfg.link, cfg.latency, cfg.bandwidth)
     return PipelineSpec(
         mode=cfg.pipeline, workers=k, steps=steps, seed=cfg.seed,
         capacity=cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse,
         compute=tuple(compute_model(cfg, t) for t in base_times), slowdown=slowdown,
-        latency=tuple(Constant(cfg.latency) for _ in range(k - 1)),
-        bandwidth=cfg.bandwidth if cfg.bandwidth is not None else float("inf"),
+        latency=tuple(Constant(latency) for _ in range(k - 1)),
+        bandwidth=bandwidth,
         payload_bytes=tuple(item_bytes[: k - 1]),
     )
 
@@ -75,9 +91,10 @@ def _loss_rows(updates: dict[str, np.ndarray], k: int, per_epoch: int) -> list[d
 def _staleness_bound_rows(cfg: RunConfig, spec: PipelineSpec, base: list[float]) -> list[dict]:
     """The staleness bound M + floor(l_max / c_min) of each consumer (proofs/05), where its
     premises hold: async, constant compute times and latency, no bandwidth limit, no reuse cap."""
-    if cfg.pipeline != "async" or cfg.delay != "constant" or cfg.bandwidth is not None or cfg.max_reuse is not None:
+    latency, bandwidth, _ = link_times(cfg.link, cfg.latency, cfg.bandwidth)
+    if cfg.pipeline != "async" or cfg.delay != "constant" or bandwidth != float("inf") or cfg.max_reuse is not None:
         return []
-    return [{"module": j, "metric": "staleness_bound", "value": async_staleness_bound(cfg.buffer, cfg.latency, base[j - 1] * spec.slowdown[j - 1])}
+    return [{"module": j, "metric": "staleness_bound", "value": async_staleness_bound(cfg.buffer, latency, base[j - 1] * spec.slowdown[j - 1])}
             for j in range(1, cfg.k)]
 
 
@@ -94,9 +111,8 @@ def link_codecs(cfg: RunConfig) -> list[Codec] | None:
 def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: BatchLoader, progress=None) -> tuple[list[dict], dict]:
     """Train `net` under `cfg`'s simulated cluster; returns (tidy rows, provenance additions)."""
     tcfg = cfg.train_config()
-    base = cfg.base_times()
-    if base is None:
-        raise InvalidArgument("'compute_time' of RunConfig must be resolved before a simulated run (the study runner profiles the modules), got None")
+    cluster = cluster_times(cfg, net)
+    base = list(cluster.seconds)
     item_bytes = batch_payload_bytes(net, tcfg.batch_size)
     spec = pipeline_spec(cfg, base, item_bytes, tcfg.epochs * len(train))
     codecs = link_codecs(cfg)
@@ -113,6 +129,7 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
     rows.append({"metric": "makespan", "value": run.result.makespan})
     rows += [{"module": j, "metric": "buffer_bytes", "value": b} for j, b in enumerate(run.buffer_bytes)]
     rows += [{"module": j, "metric": "compute_time_s", "value": t} for j, t in enumerate(base)]
-    extra = {"compute_profile_s": base, "buffer_bytes": run.buffer_bytes, "item_bytes": run.item_bytes, "updates": run.result.updates,
+    links = link_times(cfg.link, cfg.latency, cfg.bandwidth)[2]
+    extra = {"cluster": cluster.as_dict() | {"links": links}, "compute_profile_s": base, "buffer_bytes": run.buffer_bytes, "item_bytes": run.item_bytes, "updates": run.result.updates,
              "makespan": run.result.makespan, "links": run.links}
     return rows, extra

@@ -81,10 +81,11 @@ class ResultsStore:
             records += [{"key": key, **cfg, **row} for row in json.loads(rows)]
         return pd.DataFrame.from_records(records)
 
-    def get_profile(self, key: str) -> list[float] | None:
+    def get_profile(self, key: str) -> tuple[list[float], dict] | None:
+        """(seconds, what was profiled and where) of a stored profile, or None."""
         with self._connect() as db:
-            row = db.execute("SELECT seconds FROM profiles WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+            row = db.execute("SELECT seconds, network FROM profiles WHERE key = ?", (key,)).fetchone()
+        return None if row is None else (json.loads(row[0]), json.loads(row[1]))
 
     def put_profile(self, key: str, seconds: list[float], network: dict) -> None:
         with self._connect() as db:

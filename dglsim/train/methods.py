@@ -18,10 +18,10 @@ from typing import Callable, ClassVar
 
 import torch
 
-from dglsim.constraints import Constraint, int_at_least, validate_fields
+from dglsim.constraints import Constraint, int_at_least, one_of, validate_fields
 from dglsim.data.loader import BatchLoader
 from dglsim.models.decoupled import DecoupledNet
-from dglsim.train.evaluate import evaluate
+from dglsim.train.evaluate import ENSEMBLES, evaluate
 from dglsim.train.optim import OptimConfig, set_lr
 from dglsim.train.steps import backprop_step, dgl_step, local_step
 
@@ -36,11 +36,13 @@ class TrainConfig:
     batch_size: int = 128
     eval_every: int = 1  # epochs between evaluations; the last epoch is always evaluated
     optim: OptimConfig = field(default_factory=OptimConfig)
+    ensemble: str = "softmax"  # how the ensemble of heads combines them (dglsim.train.evaluate)
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "epochs": int_at_least(1),
         "batch_size": int_at_least(1),
         "eval_every": int_at_least(1),
+        "ensemble": one_of(ENSEMBLES),
     }
 
     def __post_init__(self) -> None:
@@ -54,8 +56,8 @@ def _rows(epoch: int, modules: list[int], metric: str, values: list[float]) -> l
     return [{"epoch": epoch + 1, "module": j, "metric": metric, "value": float(v)} for j, v in zip(modules, values)]
 
 
-def _eval_rows(net: DecoupledNet, test: BatchLoader, epoch: int, modules: list[int]) -> list[dict]:
-    scores = evaluate(net, test, modules=modules)
+def _eval_rows(net: DecoupledNet, test: BatchLoader, epoch: int, modules: list[int], ensemble: str = "softmax") -> list[dict]:
+    scores = evaluate(net, test, modules=modules, ensemble=ensemble)
     return _rows(epoch, modules, "test_accuracy", scores["accuracy"]) + _rows(epoch, modules, "ensemble_accuracy", scores["ensemble"])
 
 
@@ -72,7 +74,7 @@ def train_dgl(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cfg: Tra
             progress(1)
         rows += _rows(epoch, list(range(net.k)), "train_loss", (loss_sum / len(train)).tolist())
         if cfg.evaluates_after(epoch):
-            rows += _eval_rows(net, test, epoch, list(range(net.k)))
+            rows += _eval_rows(net, test, epoch, list(range(net.k)), cfg.ensemble)
     return rows
 
 
@@ -96,7 +98,7 @@ def train_greedy(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cfg: 
                 progress(1)
             rows += _rows(epoch, [j], "train_loss", [loss_sum.item() / len(train)])
             if cfg.evaluates_after(epoch):
-                rows += _eval_rows(net, test, epoch, [j])
+                rows += _eval_rows(net, test, epoch, [j], cfg.ensemble)
     net.requires_grad_(True)
     return rows
 

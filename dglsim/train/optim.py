@@ -23,6 +23,9 @@ class OptimConfig:
     lr_decay: float = 0.2  # factor applied every `lr_decay_every` epochs
     lr_decay_every: int = 15
     nesterov: bool = False
+    # A fresh optimizer (momentum buffers cleared) at every decay, as the authors' buffer
+    # experiments do (eugenium/DGL, buffer_experiments/cifar_buffer.py).
+    reset_on_decay: bool = False
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "lr": positive_real(),
@@ -31,6 +34,7 @@ class OptimConfig:
         "lr_decay": real_in(0.0, 1.0, low_open=True),
         "lr_decay_every": int_at_least(1),
         "nesterov": boolean(),
+        "reset_on_decay": boolean(),
     }
 
     def __post_init__(self) -> None:

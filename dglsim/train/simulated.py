@@ -119,6 +119,7 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
     done = [0] * net.k
     batches = train.forever()
     log_module, log_loss, log_lr = [], [], []
+    log_lr_of = [cfg.optim.lr] * net.k  # each module's learning rate at its last update
     sent: list[list[Sent]] = [[] for _ in range(net.k - 1)]  # per link, per item in send order
 
     def receive(j: int, item):
@@ -145,6 +146,9 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
     def compute(j: int, item):
         x, y = receive(j, item)
         lr = cfg.optim.lr_at(done[j] // per_epoch)
+        if cfg.optim.reset_on_decay and done[j] > 0 and lr != log_lr_of[j]:
+            optimizers[j] = cfg.optim.make(net.module_parameters(j))  # momentum starts afresh at each decay
+        log_lr_of[j] = lr
         set_lr(optimizers[j], lr)
         out, loss = local_step(net.stages[j], net.heads[j], optimizers[j], x, y)
         done[j] += 1
@@ -174,7 +178,7 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
         if codecs and any(c.encodes == 0 for c in codecs):  # a link that has sent nothing has no codebook yet
             passes = passes[1:]
         for prefix, through in passes:
-            scores = evaluate(net, test, links=through)
+            scores = evaluate(net, test, links=through, ensemble=cfg.ensemble)
             for metric, values in (("test_accuracy", scores["accuracy"]), ("ensemble_accuracy", scores["ensemble"])):
                 rows.extend({"time": t, "module": j, "metric": prefix + metric, "module_epoch": epochs[j], "value": float(v)} for j, v in enumerate(values))
         if codecs:

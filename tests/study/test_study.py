@@ -114,7 +114,7 @@ def test_reference_runs_and_profile_axes_and_seeds():
     assert sorted({r.slowdown for r in asyn}) == [1.0, 2.0] and {r.buffer for r in asyn} == {1, 5}  # the profile's axes
     sync = [r for r in runs if r.pipeline == "sync"]
     assert len(sync) == 1 and sync[0].slowdown == 1.0  # one reference run per seed (the smoke profile has 1)
-    assert len(spec.runs("default", {})) == 7 * 3 + 1
+    assert len(spec.runs("default", {})) == (4 * 2 + 1) * 3  # 4 slowdowns x 2 buffers + the reference, 3 seeds
 
 
 def test_slowed_module_must_exist():
@@ -142,7 +142,7 @@ def test_async_study_smoke_profiles_write_their_figures(tmp_path, cifar10, study
 @pytest.mark.data
 def test_modules_are_profiled_once_per_study_and_the_profile_is_reused(tmp_path, cifar10):
     spec = load_study("delay_sweep")
-    small = {"epochs": 1, "train_per_class": 10, "test_per_class": 5, "slowdown": [1.0, 2.0], "buffer": 1}
+    small = {"epochs": 1, "train_per_class": 10, "test_per_class": 5, "slowdown": [1.0, 2.0], "buffer": 1, "cluster": "profile"}
     first = run_study(spec, profile="smoke", overrides=small, out=tmp_path, show_progress=False)
     with sqlite3.connect(tmp_path / "results.sqlite") as db:
         (profile,) = [json.loads(s) for (s,) in db.execute("SELECT seconds FROM profiles")]
@@ -150,6 +150,30 @@ def test_modules_are_profiled_once_per_study_and_the_profile_is_reused(tmp_path,
     assert all(r.compute_time == tuple(profile) for r in first.runs)  # written into every run's config
     again = run_study(spec, profile="smoke", overrides=small, out=tmp_path, show_progress=False)
     assert again.executed == [] and [r.key() for r in again.runs] == [r.key() for r in first.runs]
+    prov = first.store.provenance(first.runs[0].key())["compute_profile"]
+    assert prov["seconds"] == profile and prov["machine"] and "load" in prov  # where and under what load it was measured
+    assert "PROFILED ON THIS MACHINE" in (tmp_path / "final_accuracy.tex").read_text()
+
+
+def _no_profiling(*args, **kwargs):
+    raise AssertionError("a module profile was taken")
+
+
+@pytest.mark.data
+def test_a_study_on_a_balanced_cluster_never_profiles(tmp_path, cifar10, monkeypatch):
+    import dglsim.study.profiles
+    import dglsim.train.simulated
+
+    monkeypatch.setattr(dglsim.study.profiles, "profile_modules", _no_profiling)
+    monkeypatch.setattr(dglsim.train.simulated, "profile_modules", _no_profiling)
+    spec = load_study("delay_sweep")
+    small = {"epochs": 1, "train_per_class": 10, "test_per_class": 5, "slowdown": [1.0, 2.0], "buffer": 1}
+    outcome = run_study(spec, profile="smoke", overrides=small, out=tmp_path / "balanced", show_progress=False)
+    assert all(r.cluster == "balanced" and r.compute_time is None for r in outcome.runs)
+    assert "balanced cluster (10 ms per update on every module)" in (tmp_path / "balanced" / "final_accuracy.tex").read_text()
+    # negative control: the same study on a profile cluster does reach the profiler
+    with pytest.raises(AssertionError, match="a module profile was taken"):
+        run_study(spec, profile="smoke", overrides=small | {"cluster": "profile"}, out=tmp_path / "profile", show_progress=False)
 
 
 @pytest.mark.data
@@ -157,7 +181,7 @@ def test_simulated_runs_with_the_same_config_give_the_same_results(cifar10):
     from dglsim.study.execute import execute_run
 
     cfg = RunConfig(method="simulated", pipeline="async", k=3, width=4, head="linear", train_per_class=10, test_per_class=5,
-                    epochs=1, batch_size=20, slowdown=2.0, buffer=2, delay="lognormal", compute_time=(0.01, 0.02, 0.01), evals=2)
+                    epochs=1, batch_size=20, slowdown=2.0, buffer=2, delay="lognormal", cluster="given", compute_time=(0.01, 0.02, 0.01), evals=2)
     assert execute_run(cfg)["rows"] == execute_run(cfg)["rows"]
 
 
