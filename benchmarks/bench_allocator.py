@@ -4,7 +4,8 @@ tunables dglsim sets (`dglsim.study.allocator.GLIBC_TUNABLES`), and tcmalloc whe
 Each round runs every variant once, in a fresh child process, in an order that rotates from
 round to round; a child makes `--steps` DGL steps (every module's local step on its input) of
 the delay_sweep default network (authors' CNN, K = 6, width 16, MLP-SR heads, batch 128) on
-random inputs. Reported per variant: the median over rounds of its wall time, CPU system time
+random inputs, with an evaluation pass over 500 images every 10 steps (the study's test batches).
+Reported per variant: the median over rounds of its wall time, CPU system time
 and minor page faults as ratios to glibc as it comes in the same round.
 
     python benchmarks/bench_allocator.py [--rounds 5] [--steps 40] [--json out.json]
@@ -33,11 +34,16 @@ from dglsim.train.steps import local_step
 torch.manual_seed(0)
 net = build_network(NetworkSpec(arch="authors_cnn", k=6, width=16, head="mlp_sr"), seed=0)
 opts = [torch.optim.SGD(net.module_parameters(j), lr=0.01, momentum=0.9) for j in range(net.k)]
-x0, y = torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,))
-for _ in range(int(sys.argv[1])):
+x0, y, probe = torch.randn(128, 3, 32, 32), torch.randint(0, 10, (128,)), torch.randn(500, 3, 32, 32)
+for i in range(int(sys.argv[1])):
     x = x0
     for j in range(net.k):
         x, _ = local_step(net.stages[j], net.heads[j], opts[j], x, y)
+    if i % 10 == 9:  # an evaluation in batches of 500, as the study's test loader
+        net.eval()
+        with torch.no_grad():
+            net.all_logits(probe)
+        net.train()
 """
 
 

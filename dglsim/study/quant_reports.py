@@ -1,5 +1,7 @@
 """Report of the quant_sweep study, from tidy results only: accuracy against bits (one curve per
-quantizer family), simulated wall-clock and buffer memory against bits, link measurements."""
+quantizer family), simulated wall-clock and buffer memory against bits, link measurements.
+Figures draw 95% t intervals over seeds; each quantizer is compared with float32 links of the
+same mode and seed (paired_difference.csv)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import pandas as pd
 import seaborn as sns
 
 from dglsim.study.figures import save_figure
+from dglsim.study.stats import METHOD, errorbar, interval_table, paired_differences, resolution_clause
 from dglsim.study.sweep_reports import final_accuracy, wrap_caption
 
 _RUN_KEYS = ["key", "pipeline", "quant", "quant_bits", "codes", "groups", "gamma", "seed"]
@@ -77,7 +80,14 @@ def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
     runs = run_table(results)
     runs.to_csv(out / "runs.csv", index=False)
     parity_table(runs).to_csv(out / "compression_at_parity.csv", index=False)
-    written = [out / "runs.csv", out / "compression_at_parity.csv"]
+    runs = runs.assign(setting=runs.apply(_setting, axis=1))
+    interval_table(runs, ["pipeline", "setting"], "accuracy").to_csv(out / "final_accuracy.csv", index=False)
+    diffs = [paired_differences(group[group["quant"] != "none"], group[group["quant"] == "none"], ["pipeline", "setting"], "accuracy")
+             for _, group in runs.groupby("pipeline") if (group["quant"] == "none").any()]
+    diff = pd.concat(diffs, ignore_index=True) if diffs else interval_table(runs.iloc[:0], ["pipeline", "setting"], "accuracy")
+    diff.to_csv(out / "paired_difference.csv", index=False)
+    caption = f"{caption}; bars: {METHOD}; against float32 links: {resolution_clause(diff)}"
+    written = [out / "runs.csv", out / "compression_at_parity.csv", out / "final_accuracy.csv", out / "paired_difference.csv"]
     order = sorted(runs["quantizer"].unique(), key=lambda m: (not m.startswith("VQ"), m))
 
     # The paper figure: accuracy against bits per activation value, one curve per method.
@@ -85,7 +95,7 @@ def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
     fig, axes = plt.subplots(1, len(pipelines), figsize=(5.2 * len(pipelines), 4), squeeze=False, sharey=True)
     for ax, pipeline in zip(axes[0], pipelines):
         data = runs[runs["pipeline"] == pipeline]
-        sns.lineplot(data=data, x="bits_per_value", y="accuracy", hue="quantizer", hue_order=order, marker="o", errorbar=None, ax=ax)
+        sns.lineplot(data=data, x="bits_per_value", y="accuracy", hue="quantizer", hue_order=order, marker="o", errorbar=errorbar(), err_style="bars", ax=ax)
         for _, r in data[data["quantizer"] == "VQ"].drop_duplicates("codes").iterrows():  # the K curve; variants are at K = 256
             ax.annotate(f"K={int(r['codes'])}", (r["bits_per_value"], r["accuracy"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log", base=2)
@@ -98,7 +108,7 @@ def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
 
     fig, axes = plt.subplots(1, 2, figsize=(10.4, 3.8))
     for ax, (column, label) in zip(axes, [("wallclock_s", "simulated wall-clock (s)"), ("buffer_MiB", "peak buffer memory, all buffers (MiB)")]):
-        sns.lineplot(data=runs, x="bits_per_value", y=column, hue="quantizer", hue_order=order, style="pipeline", marker="o", errorbar=None, ax=ax)
+        sns.lineplot(data=runs, x="bits_per_value", y=column, hue="quantizer", hue_order=order, style="pipeline", marker="o", errorbar=errorbar(), err_style="bars", ax=ax)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("bits per activation value")
@@ -112,7 +122,7 @@ def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
         probes = probes.merge(runs[["key", "quantizer"]], on="key")
         probes = probes[probes["time"] == probes.groupby("key")["time"].transform("max")]
         grid = sns.relplot(data=probes[probes["quant"] == "vq"], x="codes", y="value", hue="quantizer", style="link", col="metric", kind="line",
-                           marker="o", errorbar=None, height=3.2, aspect=1.1, facet_kws={"sharey": False})
+                           marker="o", errorbar=errorbar(), height=3.2, aspect=1.1, facet_kws={"sharey": False})
         for ax in grid.axes.flat:
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")

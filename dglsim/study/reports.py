@@ -14,6 +14,7 @@ import pandas as pd
 from dglsim.study.figures import final_table, latex_table, per_module_curves, save_figure
 from dglsim.study.quant_reports import quant_sweep_report
 from dglsim.study.sim_reports import sim_vs_real_report
+from dglsim.study.stats import METHOD, paired_differences, resolution_clause
 from dglsim.study.sweep_reports import authors_buffer_report, buffer_sweep_report, delay_sweep_report
 from dglsim.study.theory_reports import theory_bounds_report
 
@@ -21,17 +22,32 @@ Report = Callable[[pd.DataFrame, Path, str], list[Path]]
 
 
 def learning_curves_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
-    """Per-module test accuracy over epochs by method, with 95% CIs over seeds; final accuracy table."""
+    """Per-module test accuracy over epochs by method, with 95% t intervals over seeds; final
+    accuracy table; every method paired with synchronous DGL of the same seed."""
     if "greedy" in set(results.get("method", ())):
         caption += "; greedy's epochs are each module's own, trained after the modules before it"
+    caption += f"; bands: {METHOD}"
     written = save_figure(per_module_curves(results, metric="test_accuracy", hue="method", caption=caption), out / "figures" / "test_accuracy")
     if (results["metric"] == "ensemble_accuracy").any():
         written += save_figure(per_module_curves(results, metric="ensemble_accuracy", hue="method", caption=caption + " (ensemble of heads 0..j)"), out / "figures" / "ensemble_accuracy")
     table = final_table(results, metric="test_accuracy", by=["method", "module"])
     table.to_csv(out / "final_accuracy.csv", index=False)
     tex = out / "final_accuracy.tex"
-    tex.write_text(latex_table(table, row="method", col="module", caption="Final test accuracy (\\%), mean $\\pm$ std over seeds. " + caption, label="tab:final-accuracy"))
-    return written + [out / "final_accuracy.csv", tex]
+    cell = "mean $\\pm$ half-width of the " + METHOD.replace("%", "\\%") + " (n)"
+    tex.write_text(latex_table(table, row="method", col="module", caption=f"Final test accuracy (\\%), {cell}. " + caption, label="tab:final-accuracy"))
+    written += [out / "final_accuracy.csv", tex]
+    # every other method against synchronous DGL of the same seed (same initial weights and data order)
+    acc = results[results["metric"] == "test_accuracy"]
+    last = acc[acc["epoch"] == acc.groupby("key")["epoch"].transform("max")]
+    if "dgl" in set(last["method"]) and last["method"].nunique() > 1:
+        diff = pd.concat([paired_differences(part[part["method"] != "dgl"], part[part["method"] == "dgl"], ["method", "module"], "value")
+                          for _, part in last.groupby("module")], ignore_index=True)
+        diff.to_csv(out / "paired_difference.csv", index=False)
+        diff_tex = out / "paired_difference.tex"
+        diff_tex.write_text(latex_table(diff, row="method", col="module", signed=True, label="tab:final-accuracy-paired",
+                                        caption=f"Final test accuracy minus synchronous DGL of the same seed (points), {cell}; {resolution_clause(diff)}. " + caption))
+        written += [out / "paired_difference.csv", diff_tex]
+    return written
 
 
 REPORTS: dict[str, Report] = {

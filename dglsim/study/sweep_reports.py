@@ -52,6 +52,15 @@ def _module_table(results: pd.DataFrame, out: Path) -> Path:
     return path
 
 
+def _dodged(data: pd.DataFrame, x: str, hue: str, *, step: float = 0.025) -> pd.DataFrame:
+    """`data` with column `x + "_plotted"`: x moved by a small factor per `hue` value, so the
+    interval bars of settings at the same x do not hide each other (a log axis: a factor is a
+    constant shift). Ticks stay at the true values."""
+    levels = sorted(data[hue].unique())
+    offset = {v: (1 + step) ** (i - (len(levels) - 1) / 2) for i, v in enumerate(levels)}
+    return data.assign(**{x + "_plotted": data[x] * data[hue].map(offset)})
+
+
 def _log_axis(ax: plt.Axes, values) -> None:
     values = sorted(values)
     labelled = [s for i, s in enumerate(values) if i == 0 or s / values[i - 1] > 1.15 or s == values[-1]]  # no overlapping labels
@@ -71,7 +80,8 @@ def _tables(asyn: pd.DataFrame, reference: pd.DataFrame, by: list[str], out: Pat
     cell = "mean $\\pm$ half-width of the " + METHOD.replace("%", "\\%") + " (n)"
     tex.write_text(latex_table(table, row=row, col=col, caption=f"Final last-module test accuracy (\\%) of {what}, {cell}. " + caption, label=label))
     diff_tex.write_text(latex_table(diff, row=row, col=col, signed=True, label=label + "-paired",
-                                    caption=f"{what[0].upper() + what[1:]} minus synchronous DGL of the same seed, final last-module test accuracy (points), {cell}. " + caption))
+                                    caption=f"{what[0].upper() + what[1:]} minus synchronous DGL of the same seed, final last-module test accuracy (points), {cell}; "
+                                            f"{resolution_clause(diff)}. " + caption))
     return [out / "final_accuracy.csv", tex, out / "paired_difference.csv", diff_tex], diff
 
 
@@ -85,14 +95,14 @@ def delay_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
     several_positions = asyn["slowed"].nunique() > 1
     slowdowns = sorted(asyn["slowdown"].unique())
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    sns.lineplot(data=asyn, x="slowdown", y="accuracy", hue="buffer", style="slowed" if several_positions else None, marker="o",
-                 errorbar=errorbar(), err_style="bars", palette="viridis", ax=axes[0])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    sns.lineplot(data=_dodged(asyn, "slowdown", "buffer"), x="slowdown_plotted", y="accuracy", hue="buffer", style="slowed" if several_positions else None,
+                 marker="o", errorbar=errorbar(), err_style="bars", palette="viridis", ax=axes[0])
     _reference_band(axes[0], final)
     axes[0].set_ylabel("final test accuracy, last module")
     pairs = paired(asyn, reference, "accuracy")
-    sns.lineplot(data=pairs, x="slowdown", y="difference", hue="buffer", style="slowed" if several_positions else None, marker="o",
-                 errorbar=errorbar(), err_style="bars", palette="viridis", ax=axes[1])
+    sns.lineplot(data=_dodged(pairs, "slowdown", "buffer"), x="slowdown_plotted", y="difference", hue="buffer", style="slowed" if several_positions else None,
+                 marker="o", errorbar=errorbar(), err_style="bars", palette="viridis", ax=axes[1])
     axes[1].axhline(0.0, color="black", linestyle="--", linewidth=1)
     axes[1].set_ylabel("async minus sync DGL, same seed (accuracy)")
     for ax in axes:
@@ -100,6 +110,7 @@ def delay_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
         ax.set_xlabel("slowdown of the slowed module")
         ax.legend(fontsize=7, title="buffer M", title_fontsize=7)
     fig.suptitle(wrap_caption(f"{caption}; bars and band: {METHOD}; {resolves}"), fontsize=7)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     written += save_figure(fig, out / "figures" / "accuracy_vs_slowdown")
 
     curves = results[(results["metric"] == "test_accuracy") & (results["module"] == results["k"] - 1)]
@@ -132,10 +143,11 @@ def buffer_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[
     tables, diff = _tables(asyn, reference, ["policy", "buffer"], out, row="policy", col="buffer", what="asynchronous DGL by buffer size and policy",
                            caption=caption, label="tab:buffer-sweep")
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
-    sns.lineplot(data=asyn, x="buffer", y="accuracy", hue="policy", marker="o", errorbar=errorbar(), err_style="bars", ax=axes[0])
+    sns.lineplot(data=_dodged(asyn, "buffer", "policy"), x="buffer_plotted", y="accuracy", hue="policy", marker="o", errorbar=errorbar(), err_style="bars", ax=axes[0])
     _reference_band(axes[0], final)
     axes[0].set_ylabel("final test accuracy, last module")
-    sns.lineplot(data=paired(asyn, reference, "accuracy"), x="buffer", y="difference", hue="policy", marker="o", errorbar=errorbar(), err_style="bars", ax=axes[1])
+    sns.lineplot(data=_dodged(paired(asyn, reference, "accuracy"), "buffer", "policy"), x="buffer_plotted", y="difference", hue="policy", marker="o",
+                 errorbar=errorbar(), err_style="bars", ax=axes[1])
     axes[1].axhline(0.0, color="black", linestyle="--", linewidth=1)
     axes[1].set_ylabel("async minus sync DGL, same seed (accuracy)")
     stale = results[(results["metric"] == "staleness_mean") & (results["pipeline"] != "sync") & (results["module"] > 0)]
@@ -147,6 +159,7 @@ def buffer_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[
         ax.set_xlabel("buffer size M (mini-batches)")
         ax.legend(fontsize=6, ncol=2)
     fig.suptitle(wrap_caption(f"{caption}; bars and band: {METHOD}; {resolution_clause(diff)}"), fontsize=7)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     written += save_figure(fig, out / "figures" / "accuracy_and_staleness_vs_buffer")
     return written + tables
 

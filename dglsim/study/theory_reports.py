@@ -12,6 +12,7 @@ import pandas as pd
 import seaborn as sns
 
 from dglsim.study.figures import save_figure
+from dglsim.study.stats import METHOD, errorbar
 from dglsim.study.sweep_reports import wrap_caption
 
 
@@ -42,7 +43,7 @@ def _panels(data: pd.DataFrame, metrics: dict[str, str], *, ylabel: str, caption
                 ax.set_visible(False)
                 continue
             part = part.assign(quantity=part["metric"].map(metrics))
-            sns.lineplot(data=part, x="step", y="value", hue="quantity", palette=palette, errorbar=("ci", 95), n_boot=1000, seed=0, marker="o", ax=ax)
+            sns.lineplot(data=part, x="step", y="value", hue="quantity", palette=palette, errorbar=errorbar(), marker="o", ax=ax)
             if log:
                 ax.set_yscale("log")
             ax.set_title(f"{setting}\nmodule {int(module)}", fontsize=8)
@@ -50,7 +51,7 @@ def _panels(data: pd.DataFrame, metrics: dict[str, str], *, ylabel: str, caption
             ax.set_ylabel(ylabel if c == 0 else "")
             if (r, c) != (0, 0) and ax.get_legend() is not None:
                 ax.get_legend().remove()
-    fig.suptitle(wrap_caption(caption), fontsize=8)
+    fig.suptitle(wrap_caption(f"{caption}; bands: {METHOD}"), fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -109,3 +109,15 @@ def test_balanced_subset_is_balanced_ordered_and_seeded(per_class, seed):
 def test_balanced_subset_rejects_more_than_the_smallest_class():
     with pytest.raises(InvalidArgument, match=r"'per_class' of balanced_subset must be an int in \[1, 4\]"):
         balanced_subset(_images(n=12, classes=3), 5, seed=0)
+
+
+def test_the_authors_subsets_are_the_first_images_in_file_order():
+    from dglsim.data import ImageSet, first, first_per_class
+
+    labels = torch.tensor([3, 1, 3, 0, 1, 1, 0, 3, 0, 2, 2, 2])
+    data = ImageSet(torch.arange(12, dtype=torch.uint8).view(12, 1, 1, 1).expand(12, 3, 2, 2).contiguous(), labels, ("a", "b", "c", "d"), (0.5,) * 3, (0.2,) * 3)
+    sub = first_per_class(data, 2)
+    assert sub.images[:, 0, 0, 0].tolist() == [0, 1, 2, 3, 4, 6, 9, 10]  # per class the first two, kept in file order
+    assert first(data, 5).labels.tolist() == labels[:5].tolist()
+    with pytest.raises(InvalidArgument, match="'per_class' of first_per_class must be an int in \\[1, 3\\]"):
+        first_per_class(data, 4)

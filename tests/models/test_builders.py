@@ -9,6 +9,7 @@ CASES = [
     # arch, k, input, depth, expected per-module output shapes (C, H, W) at the default width
     ("authors_cnn", 6, (3, 32, 32), None, [(128, 32, 32), (128, 32, 32), (256, 16, 16), (256, 16, 16), (512, 8, 8), (512, 8, 8)]),
     ("learning_curve_cnn", 4, (3, 32, 32), None, [(64, 32, 32), (128, 16, 16), (128, 16, 16), (256, 8, 8)]),
+    ("authors_buffer_cnn", 4, (3, 32, 32), None, [(32, 32, 32), (32, 32, 32), (64, 16, 16), (64, 16, 16)]),
     ("dni_cnn", 3, (3, 32, 32), None, [(128, 16, 16), (128, 8, 8), (128, 4, 4)]),
     ("vgg", 5, (3, 32, 32), 13, [(64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4), (512, 1, 1)]),
     ("vgg", 2, (3, 32, 32), 19, [(256, 8, 8), (512, 1, 1)]),
@@ -103,3 +104,17 @@ def test_build_rejects_impossible_networks(spec, match):
 
 def test_every_architecture_is_tested():
     assert {c[0] for c in CASES} == set(ARCHITECTURES)
+
+
+def test_the_authors_buffer_network_and_heads():
+    from dglsim.models import summarize
+
+    net = build_network(NetworkSpec(arch="authors_buffer_cnn", k=4, width=32, head="authors_mlp"), seed=0)
+    assert net.output_shapes() == [(32, 32, 32), (32, 32, 32), (64, 16, 16), (64, 16, 16)]
+    hidden = [[m.out_features for m in head if isinstance(m, torch.nn.Linear)] for head in net.heads]
+    assert hidden == [[128, 128, 128, 10], [128, 128, 128, 10], [256, 256, 256, 10], [256, 256, 256, 10]]  # 4C: pooled to 2x2
+    assert all(m.bias is not None for head in net.heads for m in head if isinstance(m, torch.nn.Linear))
+    rows = summarize(net)
+    assert all(r.stage_activations > 0 and r.head_activations > 0 for r in rows)
+    # a 32x32x32 conv+BN+ReLU stage writes three 32,768-element tensors per sample
+    assert rows[1].stage_activations == 3 * 32 * 32 * 32

@@ -1,5 +1,6 @@
 """The study CLI: listing, config rejection before any run, a smoke run, and resume."""
 
+import dataclasses
 import json
 import sqlite3
 import subprocess
@@ -187,15 +188,17 @@ def test_simulated_runs_with_the_same_config_give_the_same_results(cifar10):
 
 def test_several_grids_run_the_union_of_their_products():
     spec = load_study("quant_sweep")
-    runs = spec.runs("default", {})
+    runs = spec.runs("paper", {})  # the full grid (the default profile runs part of it)
     settings = {(r.pipeline, r.quant, r.quant_bits if r.quant in ("uniform", "stochastic") else None,
-                 r.codes if r.quant == "vq" else None, r.groups, r.gamma) for r in runs}
+                 r.codes if r.quant == "vq" else None, r.groups, r.gamma, r.seed) for r in runs}
     assert len(settings) == len(runs)  # no run twice
-    vq_sync_k = sorted(r.codes for r in runs if r.quant == "vq" and r.pipeline == "sync" and r.groups == 1 and r.gamma == 0.99)
+    vq_sync_k = sorted(r.codes for r in runs if r.quant == "vq" and r.pipeline == "sync" and r.groups == 1 and r.gamma == 0.99 and r.seed == 0)
     assert vq_sync_k == [16, 64, 256, 1024, 4096]
     assert {r.groups for r in runs if r.quant == "vq"} == {1, 2, 4}
     assert not any(r.pipeline == "async" and (r.groups > 1 or r.gamma != 0.99) for r in runs)  # those grids are sync only
-    assert len(runs) == 2 + 4 + 1 + 10 + 2 + 2
+    assert len(runs) == (2 + 4 + 1 + 10 + 2 + 2) * 3  # 3 seeds
+    default = {(r.quant, r.quant_bits if r.quant != "vq" else None, r.codes if r.quant == "vq" else None, r.groups) for r in spec.runs("default", {})}
+    assert default == {("none", 8, None, 1), ("uniform", 8, None, 1), ("stochastic", 8, None, 1), ("vq", None, 16, 1), ("vq", None, 256, 1), ("vq", None, 256, 4)}
     # a profile or --set that names an axis replaces it in every grid that has it; grids without
     # the axis keep the base value (groups and gamma run at the base K = 256)
     smoke = spec.runs("smoke", {})
@@ -262,3 +265,41 @@ def test_quant_sweep_smoke_profile_writes_the_accuracy_against_bits_figure(tmp_p
     assert (runs["buffer_MiB"] > 0).all() and (runs["wallclock_s"] > 0).all()
     # smaller items over the same slow links: the quantized runs finish sooner in simulated time
     assert (vq["wallclock_s"] < float32["wallclock_s"]).all()
+
+
+@pytest.mark.parametrize(("settings", "match"), [
+    ({"cluster": "balanced", "compute_time": (0.01, 0.02, 0.03)}, "must be None or one time with cluster 'balanced'"),
+    ({"cluster": "given"}, "must be set with cluster 'given'"),
+    ({"cluster": "profile", "compute_time": 0.01}, "must be None with cluster 'profile'"),
+    ({"cluster": "a100", "compute_time": 0.01}, "must be None with device cluster 'a100'"),
+    ({"cluster": ("a100", "v100")}, "must name k = 3 devices"),
+    ({"link": "10gbe", "latency": 1e-3}, "'link' of RunConfig must be None when 'latency' or 'bandwidth' is set"),
+    ({"normalization": "authors", "dataset": "imagenette", "input_shape": (3, 64, 64)}, "'normalization' of RunConfig must be 'dataset' unless dataset is 'cifar10'"),
+])
+def test_cluster_settings_that_contradict_each_other_are_rejected(settings, match):
+    with pytest.raises(InvalidArgument, match=match):
+        RunConfig(**({"method": "simulated", "k": 3} | settings))
+
+
+def test_declared_clusters_give_per_module_times_without_measuring():
+    from dglsim.models import build_network
+    from dglsim.study.simulated import cluster_times
+
+    cfg = RunConfig(method="simulated", arch="authors_cnn", k=3, width=8, head="linear")
+    net = build_network(cfg.network_spec(), seed=0)
+    assert cluster_times(cfg, net).seconds == (0.01,) * 3
+    v100, h100 = (cluster_times(dataclasses.replace(cfg, cluster=c), net).seconds for c in ("v100", "h100"))
+    assert all(h < v for h, v in zip(h100, v100))  # the faster device, module for module
+    slow = cluster_times(dataclasses.replace(cfg, cluster="v100", efficiency=0.25), net).seconds
+    assert slow == pytest.approx(tuple(2 * t for t in v100))  # efficiency 0.5 -> 0.25 doubles every time
+
+
+def test_the_authors_buffer_study_says_all_of_their_settings():
+    runs = load_study("authors_buffer").runs("default", {})
+    paper = {(r.buffer, round(1 - 1 / r.slowdown, 6)) for r in runs if r.pipeline == "paper"}
+    assert paper == {(5, 0.0), (5, 0.1), (1, 0.2), (5, 0.5)}
+    assert {r.seed for r in runs} == {0, 1, 2} and sum(r.pipeline == "sync" for r in runs) == 3
+    r = runs[0]
+    assert (r.arch, r.k, r.width, r.head, r.policy, r.ensemble, r.subset, r.normalization, r.reset_on_decay, r.slowed) == \
+        ("authors_buffer_cnn", 4, 32, "authors_mlp", "authors", "logits", "first", "authors", True, 2)
+    assert (r.train_per_class, r.epochs, r.lr_decay_every, r.cluster) == (500, 6, 3, "balanced")

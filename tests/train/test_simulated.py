@@ -233,3 +233,33 @@ def test_codecs_must_be_one_per_link():
 
     with pytest.raises(InvalidArgument, match="'codecs' of train_simulated must be one per link \\(K-1 = 2\\), got 1"):
         train_simulated(build_network(NET, seed=0), *_loaders(), CFG, _spec("sync"), codecs=[Codec(QuantConfig())])
+
+
+def test_a_fresh_optimizer_at_each_decay_changes_only_what_follows_the_decay():
+    losses = {}
+    for reset in (False, True):
+        cfg = TrainConfig(epochs=3, batch_size=16, optim=OptimConfig(lr=0.05, lr_decay_every=2, reset_on_decay=reset))
+        net = build_network(NET, seed=0)
+        train_loader, test_loader = _loaders()
+        run = train_simulated(net, train_loader, test_loader, cfg, _spec("sync"))
+        losses[reset] = run.updates["loss"][run.updates["module"] == 0]
+    before = 2 * PER_EPOCH  # module 0's updates before its first decay
+    np.testing.assert_array_equal(losses[False][:before + 1], losses[True][:before + 1])  # the first decayed step's loss is computed before its update
+    assert not np.array_equal(losses[False][before + 1:], losses[True][before + 1:])
+
+
+def test_the_ensembles_weight_softmax_outputs_or_raw_logits_by_two_to_the_i():
+    from dglsim.models import eval_mode
+    from dglsim.train.evaluate import evaluate
+
+    net = build_network(NET, seed=0)
+    _, test_loader = _loaders()
+    with torch.no_grad(), eval_mode(net):
+        batches = list(test_loader.epoch(0))
+        x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+        outs = net.all_logits(x)
+    for mode, transform in (("softmax", lambda o: o.softmax(1)), ("logits", lambda o: o)):
+        expected = [float((sum(transform(o) * 2.0**i for i, o in enumerate(outs[: j + 1])).argmax(1) == y).float().mean()) for j in range(net.k)]
+        assert evaluate(net, test_loader, ensemble=mode)["ensemble"] == pytest.approx(expected)
+    with pytest.raises(InvalidArgument, match="'ensemble' of evaluate must be one of"):
+        evaluate(net, test_loader, ensemble="vote")
