@@ -31,15 +31,22 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     warnings.showwarning = _one_line_warning
     if args.name == "list":
+        failed = 0
         for name in list_studies():
-            print(f"{name:20s} {load_study(name).description}")
+            try:
+                print(f"{name:20s} {load_study(name).description}")
+            except InvalidArgument as exc:  # one broken file must not hide the others
+                print(f"{name:20s} error: {exc}")
+                failed += 1
         print(f"(from {studies_dir()})", file=sys.stderr)
-        return 0
+        return 2 if failed else 0
     from dglsim.study.runner import run_study  # imports torch: not needed for 'list'
 
     try:
         spec = load_study(args.name)
         overrides = dict(parse_assignment(a) for a in args.overrides)
+        if args.out is not None and args.out.exists() and not args.out.is_dir():
+            raise InvalidArgument(f"'--out' must be a folder (or not exist yet), got the file {str(args.out)!r}")
         outcome = run_study(spec, profile=args.profile, overrides=overrides, seeds=args.seeds, jobs=args.jobs, out=args.out, show_progress=not args.no_progress)
     except (InvalidArgument, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)

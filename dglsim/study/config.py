@@ -275,6 +275,8 @@ class StudySpec:
         # in every grid that has it.
         profile_settings = {k: v for k, v in self.profiles.get(profile, {}).items() if k != "seeds"}
         for key, value in [*profile_settings.items(), *overrides.items()]:
+            if isinstance(value, list) and not value:
+                raise InvalidArgument(f"{key!r} must be a non-empty list when it sets a grid axis, got []")
             holders = [grid for grid in grids if key in grid]
             for grid in holders:
                 grid[key] = value if isinstance(value, list) else [value]
@@ -284,10 +286,21 @@ class StudySpec:
 
     def runs(self, profile: str, overrides: dict[str, Any], seeds: int | None = None) -> list[RunConfig]:
         """Every run of the study: the grids' products times the seeds, validated."""
-        if seeds is None:  # a profile may set its own number of seeds
-            seeds = self.profiles.get(profile, {}).get("seeds", self.seeds)
-        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-            raise InvalidArgument(f"'--seeds' must be an int >= 1, got {seeds!r}")
+        overrides = dict(overrides)
+        chosen = overrides.pop("seed", None)  # --set seed=N or seed=[...]: exactly those seeds
+        if chosen is not None:
+            if seeds is not None:
+                raise InvalidArgument(f"'seed' and '--seeds' must not both be given (seed names the seeds, --seeds counts them from 0), got seed={chosen!r} and --seeds {seeds!r}")
+            chosen = chosen if isinstance(chosen, list) else [chosen]
+            if not chosen or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in chosen) or len(set(chosen)) != len(chosen):
+                raise InvalidArgument(f"'seed' must be an int >= 0 or a list of distinct ones, got {chosen!r}")
+            seed_list = list(chosen)
+        else:
+            if seeds is None:  # a profile may set its own number of seeds
+                seeds = self.profiles.get(profile, {}).get("seeds", self.seeds)
+            if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+                raise InvalidArgument(f"'--seeds' must be an int >= 1, got {seeds!r}")
+            seed_list = list(range(seeds))
         fixed, grids = self.settings(profile, overrides)
         where = f"{self.path.name} (profile {profile})"
         points = []
@@ -298,7 +311,7 @@ class StudySpec:
             points.append({a: values[0] for a, values in grids[0].items()} | self.reference)
         runs = []
         for point in points:
-            for seed in range(seeds):
+            for seed in seed_list:
                 run = RunConfig.from_dict({**fixed, **point, "seed": seed}, where=where)
                 if run not in runs:  # a point in several grids, or a reference equal to a grid point, runs once
                     runs.append(run)
@@ -322,8 +335,11 @@ def load_study(name: str) -> StudySpec:
     path = studies_dir() / f"{name}.toml"
     if not path.is_file():
         raise InvalidArgument(f"study {name!r} not found: no {path}; known studies: {', '.join(list_studies()) or 'none'}")
-    with open(path, "rb") as f:
-        doc = tomllib.load(f)
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidArgument(f"study file {str(path)!r} must be readable TOML: {exc}") from exc
     known = {"description", "seeds", "base", "grid", "profiles", "reference"}
     unknown = sorted(set(doc) - known)
     if unknown:
@@ -331,8 +347,16 @@ def load_study(name: str) -> StudySpec:
     bad_profiles = sorted(set(doc.get("profiles", {})) - set(PROFILES))
     if bad_profiles:
         raise InvalidArgument(f"profile {bad_profiles[0]!r} in {path} must be one of {list(PROFILES)}")
+    for table in ("base", "profiles", "reference"):
+        if table in doc and not isinstance(doc[table], dict):
+            raise InvalidArgument(f"{table!r} in {path} must be a table, got {doc[table]!r}")
+    for name, settings in doc.get("profiles", {}).items():
+        if not isinstance(settings, dict):
+            raise InvalidArgument(f"profile {name!r} in {path} must be a table, got {settings!r}")
     grids = doc.get("grid", {})
     grids = grids if isinstance(grids, list) else [grids]
+    if not all(isinstance(g, dict) for g in grids):
+        raise InvalidArgument(f"'grid' in {path} must be a table or an array of tables, got {doc['grid']!r}")
     for grid in grids:
         for key, values in grid.items():
             if not isinstance(values, list) or not values:

@@ -18,9 +18,10 @@ from dglsim.cluster import balanced, given, link_times, on_devices, profiled
 from dglsim.models import build_network, workloads
 from dglsim.study.config import RunConfig, StudySpec, merge_axes
 from dglsim.study.execute import execute_run
+from dglsim.study.preflight import check_runs
 from dglsim.study.profiles import resolve_compute_times
 from dglsim.study.reports import write_report
-from dglsim.study.store import ResultsStore
+from dglsim.study.store import ResultsStore, driver_lock
 
 __all__ = ["StudyOutcome", "run_study", "caption_for"]
 
@@ -105,11 +106,18 @@ def run_study(
     run is committed (tests use it to interrupt a study).
     """
     runs = spec.runs(profile, overrides or {}, seeds)
+    check_runs(runs)  # every run, before the first starts
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         from dglsim.errors import InvalidArgument
 
         raise InvalidArgument(f"'--jobs' must be an int >= 1, got {jobs!r}")
     out = Path(out) if out is not None else Path("results") / spec.name / profile
+    with driver_lock(out):
+        return _run_locked(spec, runs, profile, overrides, jobs, out, on_run_stored, show_progress)
+
+
+def _run_locked(spec: StudySpec, runs: list[RunConfig], profile: str, overrides: dict[str, Any] | None, jobs: int, out: Path,
+                on_run_stored: Callable[[RunConfig], None] | None, show_progress: bool) -> StudyOutcome:
     store = ResultsStore(out / "results.sqlite")
     runs, profiles = resolve_compute_times(runs, store, log=lambda m: print(m, file=sys.stderr))
     done = store.done_keys()

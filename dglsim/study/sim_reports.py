@@ -12,6 +12,7 @@ import pandas as pd
 import seaborn as sns
 
 from dglsim.study.figures import save_figure
+from dglsim.study.stats import METHOD, interval_table
 from dglsim.study.sweep_reports import wrap_caption
 
 QUANTITIES = {  # metric: (label, error kind)
@@ -63,6 +64,10 @@ def sim_vs_real_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
     for ax, metric in zip(axes.flat, metrics):
         part = pairs[pairs["metric"] == metric]
         sns.scatterplot(data=part, x="real", y="sim", hue="setting", style="setting", ax=ax, s=40)
+        # each setting's mean over seeds, measured and predicted, with their t intervals
+        means = interval_table(part, ["setting", "module"], "real").merge(interval_table(part, ["setting", "module"], "sim"), on=["setting", "module"], suffixes=("_real", "_sim"))
+        ax.errorbar(means["mean_real"], means["mean_sim"], xerr=means["half_width_real"].fillna(0), yerr=means["half_width_sim"].fillna(0),
+                    fmt="none", ecolor="0.3", elinewidth=0.8, capsize=2)
         low, high = np.nanmin(part[["real", "sim"]].to_numpy()), np.nanmax(part[["real", "sim"]].to_numpy())
         pad = 0.05 * (high - low or 1.0)
         ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.5", lw=1, ls="--")
@@ -75,7 +80,7 @@ def sim_vs_real_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
             ax.get_legend().remove()
     for ax in list(axes.flat)[len(metrics):]:
         ax.set_visible(False)
-    fig.suptitle(wrap_caption(caption), fontsize=8)
+    fig.suptitle(wrap_caption(f"{caption}; points: runs; bars: each setting's {METHOD}, measured (x) and predicted (y)"), fontsize=8)
     fig.tight_layout()
     written = save_figure(fig, out / "figures" / "predicted_vs_measured")
     pairs.to_csv(out / "predictions.csv", index=False)

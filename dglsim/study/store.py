@@ -6,11 +6,14 @@ run in progress and a rerun of the same command skips every run already stored.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -32,6 +35,31 @@ CREATE TABLE IF NOT EXISTS profiles (
     measured_at REAL NOT NULL
 )
 """
+
+
+@contextlib.contextmanager
+def driver_lock(folder: Path) -> Iterator[None]:
+    """Hold `folder`/.lock while a study driver writes there: the store has one writer. A second
+    driver on the same folder gets an InvalidArgument naming the holder's PID. The OS releases
+    the lock when its holder exits, however it exits, so a killed driver never leaves it stale."""
+    from dglsim.errors import InvalidArgument
+
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / ".lock", "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise InvalidArgument(f"'--out' {str(folder)!r} is in use by another study driver (PID {holder}); wait for it to finish or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 class ResultsStore:

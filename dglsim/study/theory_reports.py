@@ -12,7 +12,7 @@ import pandas as pd
 import seaborn as sns
 
 from dglsim.study.figures import save_figure
-from dglsim.study.stats import METHOD, errorbar
+from dglsim.study.stats import METHOD, errorbar, interval_table
 from dglsim.study.sweep_reports import wrap_caption
 
 
@@ -57,7 +57,7 @@ def _panels(data: pd.DataFrame, metrics: dict[str, str], *, ylabel: str, caption
 
 
 def slack_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per setting and module (mean over seeds): at the last horizon, the bound, the measured
+    """Per setting and module (mean over seeds, the slack with its t interval and n): at the last horizon, the bound, the measured
     min |grad L|^2 and their ratio (the slack); the estimated L and G; the largest staleness
     seen and its bound where one applies; the quantization bias, its bound and their ratio."""
     data = _with_settings(results)
@@ -72,7 +72,11 @@ def slack_table(results: pd.DataFrame) -> pd.DataFrame:
         table = table.join(last.pivot_table(index=["setting", "key", "module"], columns="metric", values="value"))
         table["bias_slack"] = table["q_bias_bound"] / table["q_bias"]
     table["slack"] = table["bound"] / table["min_grad_norm2"]
-    return table.groupby(["setting", "module"]).mean(numeric_only=True).reset_index()
+    per_run = table.reset_index()
+    summary = per_run.groupby(["setting", "module"]).mean(numeric_only=True).reset_index()
+    # the slack's t interval over seeds and n, beside the means
+    slack = interval_table(per_run, ["setting", "module"], "slack")[["setting", "module", "low", "high", "n"]]
+    return summary.merge(slack.rename(columns={"low": "slack_low", "high": "slack_high"}), on=["setting", "module"])
 
 
 def theory_bounds_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:

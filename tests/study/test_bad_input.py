@@ -1,0 +1,87 @@
+"""Bad study input: one line naming the key or file, exit code 2, no traceback, nothing run.
+Every case is a row; the study files are written into a temporary studies folder."""
+
+import os
+
+import pytest
+
+from dglsim.study import load_study
+from dglsim.study.cli import main
+from dglsim.study.store import ResultsStore, driver_lock
+
+GOOD = """
+description = "tiny"
+seeds = 1
+[grid]
+method = ["dgl"]
+[base]
+arch = "authors_cnn"
+k = 2
+width = 4
+head = "linear"
+train_per_class = 2
+test_per_class = 2
+epochs = 1
+batch_size = 10
+"""
+
+
+@pytest.fixture
+def studies(tmp_path, monkeypatch):
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    (folder / "tiny.toml").write_text(GOOD)
+    monkeypatch.setenv("DGLSIM_STUDIES", str(folder))
+    return folder
+
+
+CASES = [
+    # (study file text or None for GOOD, extra CLI arguments, text the one-line error must hold)
+    ("description = [unclosed", [], "must be readable TOML"),
+    ("base = 3", [], "'base' in"),
+    ("grid = 3", [], "'grid' in"),
+    (GOOD, ["--set", "slowdown=[]"], "'slowdown' must be a non-empty list"),
+    (GOOD.replace('method = ["dgl"]', 'method = ["dgl"]\nk = [2, 99]'), [], "'k' of NetworkSpec must be <= the 6 units"),
+    (GOOD, ["--set", "batch_size=50"], "'batch_size' of RunConfig must be <= the 20 training images"),
+    (GOOD.replace('method = ["dgl"]', 'method = ["simulated"]'), ["--set", "quant=vq", "--set", "groups=3"], "'groups' of RunConfig must divide the 8 channels of link 0"),
+    (GOOD, ["--set", "input_shape=[3, 64, 64]"], "'input_shape' of RunConfig must match the cifar10 images"),
+    (GOOD, ["--set", "seed=1", "--seeds", "2"], "'seed' and '--seeds' must not both be given"),
+    (GOOD, ["--set", "seed=[1, 1]"], "'seed' must be an int >= 0 or a list of distinct ones"),
+]
+
+
+@pytest.mark.parametrize(("text", "args", "message"), CASES)
+def test_bad_input_is_one_line_exit_2_and_runs_nothing(studies, tmp_path, capsys, text, args, message):
+    (studies / "tiny.toml").write_text(text)
+    out = tmp_path / "out"
+    assert main(["tiny", "--out", str(out), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (out / "results.sqlite").exists() or not ResultsStore(out / "results.sqlite").done_keys()  # nothing ran
+
+
+def test_out_must_be_a_folder(studies, tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("x")
+    assert main(["tiny", "--out", str(target)]) == 2
+    assert "'--out' must be a folder" in capsys.readouterr().err
+
+
+def test_list_names_the_broken_file_and_still_lists_the_others(studies, capsys):
+    (studies / "broken.toml").write_text("base = [")
+    assert main(["list"]) == 2
+    out = capsys.readouterr().out
+    assert "tiny" in out and "broken" in out and "must be readable TOML" in out
+
+
+def test_a_second_driver_on_the_same_out_is_refused_with_the_holders_pid(studies, tmp_path, capsys):
+    with driver_lock(tmp_path / "out"):
+        assert main(["tiny", "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert f"in use by another study driver (PID {os.getpid()})" in capsys.readouterr().err
+
+
+def test_set_seed_runs_exactly_those_seeds(studies):
+    spec = load_study("tiny")
+    assert [r.seed for r in spec.runs("default", {"seed": 7})] == [7]
+    assert [r.seed for r in spec.runs("default", {"seed": [3, 5]})] == [3, 5]
+    assert [r.seed for r in spec.runs("default", {}, seeds=2)] == [0, 1]
