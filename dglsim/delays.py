@@ -87,7 +87,7 @@ class Constant(DelayModel):
     value: float
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.value, (int, float)) and self.value >= 0 and math.isfinite(self.value)):
+        if isinstance(self.value, bool) or not (isinstance(self.value, (int, float)) and self.value >= 0 and math.isfinite(self.value)):
             raise InvalidArgument(f"'value' of Constant must be a finite real >= 0, got {self.value!r}")
 
     @property
@@ -256,6 +256,13 @@ _BY_MEAN = {"exponential": (exponential, ("mean",)), "gamma": (gamma, ("mean", "
 KINDS = ("constant", *_BY_MEAN, "straggler", "replay")
 
 
+def _number(value: Any, where: str) -> float:
+    """`value` as a float, or an InvalidArgument naming `where` (bool and strings are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgument(f"{where} must be a number, got {value!r}")
+    return float(value)
+
+
 def delay_from_spec(spec: Any, *, where: str) -> DelayModel:
     """A delay model from its spec form:
 
@@ -272,7 +279,7 @@ def delay_from_spec(spec: Any, *, where: str) -> DelayModel:
     spec = dict(spec)
     if "dist" in spec:
         name = spec.pop("dist")
-        return Distribution(name, tuple(sorted((k, float(v)) for k, v in spec.items())))
+        return Distribution(name, tuple(sorted((k, _number(v, f"{where}.{k}")) for k, v in spec.items())))
     kind = spec.pop("kind", None)
     if kind not in KINDS:
         raise InvalidArgument(f"'kind' of {where} must be one of {list(KINDS)} (or give 'dist'), got {kind!r}")
@@ -296,4 +303,9 @@ def delay_from_spec(spec: Any, *, where: str) -> DelayModel:
     if ("values" in args) == ("file" in args):
         raise InvalidArgument(f"{where} of kind 'replay' must give exactly one of 'values' or 'file', got {sorted(args)}")
     cycle = args.get("cycle", True)
-    return Replay(tuple(float(v) for v in args["values"]), cycle) if "values" in args else Replay.from_file(args["file"], cycle=cycle)
+    if "values" in args:
+        values = args["values"]
+        if not isinstance(values, list):
+            raise InvalidArgument(f"{where}.values must be a list of numbers, got {values!r}")
+        return Replay(tuple(_number(v, f"{where}.values[{i}]") for i, v in enumerate(values)), cycle)
+    return Replay.from_file(args["file"], cycle=cycle)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from dglsim.errors import InvalidArgument
+from dglsim.limits import ENV_VAR
 from dglsim.sim.metrics import summarize_trace
 from dglsim.sim.pipeline import simulate
 from dglsim.sim.spec import load_spec
@@ -35,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("spec", type=Path, help="a TOML pipeline spec (see dglsim.sim.spec, studies/sim/)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--trace-out", type=Path, help="write the trace (.csv, .json Chrome trace, or text)")
+    parser.add_argument("--allow-large", action="store_true", help="lift the declared limits on work (dglsim.limits)")
     args = parser.parse_args(argv)
+    if args.allow_large:
+        os.environ[ENV_VAR] = "1"
     try:
         spec = load_spec(args.spec)
         start = time.perf_counter()

@@ -27,10 +27,14 @@ from typing import Any
 from dglsim.buffers import POLICIES
 from dglsim.delays import Constant, DelayModel, delay_from_spec
 from dglsim.errors import InvalidArgument
+from dglsim.limits import check_limit, check_memory
 
 __all__ = ["PipelineSpec", "MODES", "spec_from_dict", "load_spec", "payload_size"]
 
 MODES = ("sync", "async", "paper")
+# A trace holds about four events per update (start, finish, send, arrive), each a Python tuple
+# of about 300 bytes: what the memory limit estimates before a run starts.
+ROWS_PER_UPDATE, TRACE_ROW_BYTES = 4, 300
 _KEYS = ("mode", "workers", "steps", "seed", "capacity", "policy", "max_reuse", "compute", "slowdown",
          "latency", "bandwidth", "payload_bytes", "arrival")
 
@@ -70,6 +74,9 @@ class PipelineSpec:
         for name, ok, rule in rules:
             if not ok:
                 raise InvalidArgument(f"{name!r} of PipelineSpec must be {rule}, got {getattr(self, name)!r}")
+        check_limit("workers", k, "'workers' of PipelineSpec")
+        check_limit("updates", self.steps, "'steps' of PipelineSpec")
+        check_memory(TRACE_ROW_BYTES * ROWS_PER_UPDATE * k * self.steps, "its trace", "'steps' x 'workers' of PipelineSpec")
         if self.mode == "async" and self.capacity is None and k > 1:
             raise InvalidArgument("'capacity' of PipelineSpec must be an int >= 1 (the buffer size M) in async mode, got None")
         self._check_per("compute", self.compute, k, lambda d: isinstance(d, DelayModel), "a delay model")
@@ -159,6 +166,6 @@ def load_spec(path: str | Path) -> PipelineSpec:
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidArgument(f"spec file {str(path)!r} must be readable TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidArgument(f"spec file {str(path)!r} must be readable TOML (UTF-8): {exc}") from exc
     return spec_from_dict(doc, where=path.name)

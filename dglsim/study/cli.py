@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
 
 from dglsim.errors import DataError, InvalidArgument
+from dglsim.limits import ENV_VAR
 from dglsim.study.config import PROFILES, list_studies, load_study, parse_assignment, studies_dir
 
 
@@ -20,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (threads are shared out among them)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default results/NAME/PROFILE)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--allow-large", action="store_true", help="lift the declared limits on work (dglsim.limits)")
     return p
 
 
@@ -29,6 +32,8 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.allow_large:
+        os.environ[ENV_VAR] = "1"  # worker processes inherit it
     warnings.showwarning = _one_line_warning
     if args.name == "list":
         failed = 0

@@ -25,6 +25,7 @@ from dglsim.buffers import POLICIES
 from dglsim.cluster import CLUSTER_KINDS, DEVICES, LINKS, is_cluster
 from dglsim.constraints import Constraint, boolean, int_at_least, one_of, optional, positive_real, real_in, validate_fields
 from dglsim.errors import InvalidArgument
+from dglsim.limits import check_limit
 from dglsim.models.decoupled import NetworkSpec
 from dglsim.quant import FAMILIES, QuantConfig, VQConfig
 from dglsim.train.methods import METHODS, TrainConfig
@@ -163,6 +164,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         validate_fields(self, self.CONSTRAINTS)
         self.network_spec(), self.train_config()  # validate the parts with their own rules
+        check_limit("evals", self.evals, "'evals' of RunConfig")
         if self.normalization == "authors" and self.dataset != "cifar10":
             raise InvalidArgument(f"'normalization' of RunConfig must be 'dataset' unless dataset is 'cifar10' (the authors' constants are CIFAR-10's), got 'authors' with dataset {self.dataset!r}")
         if self.slowed >= self.k:

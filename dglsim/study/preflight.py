@@ -9,7 +9,8 @@ shapes and sizes are declared per dataset, so nothing is loaded here.
 from __future__ import annotations
 
 from dglsim.errors import InvalidArgument
-from dglsim.models import build_network
+from dglsim.limits import check_limit, check_memory
+from dglsim.models import build_network, workloads
 from dglsim.study.config import RunConfig
 
 __all__ = ["check_runs", "DATASET_SHAPES"]
@@ -36,8 +37,16 @@ def check_runs(runs: list[RunConfig]) -> None:
             raise InvalidArgument(f"'batch_size' of RunConfig must be <= the {images} training images of the run (train_per_class x classes), got {cfg.batch_size} {_where(cfg)}")
         spec = cfg.network_spec()
         if spec not in outputs:
-            outputs[spec] = build_network(spec, seed=0).output_shapes()  # InvalidArgument for k, splits or depth
+            net = build_network(spec, seed=0)  # InvalidArgument for k, splits or depth
+            outputs[spec] = (net.output_shapes(), sum(w.activations for w in workloads(net)))
+        shapes, activations = outputs[spec]
+        # a training step holds every activation and its gradient, in float32
+        check_memory(8.0 * activations * cfg.batch_size, f"a batch of {cfg.batch_size} through the network", f"'batch_size' of RunConfig {_where(cfg)}")
+        if cfg.method == "simulated" and cfg.pipeline == "paper":  # expected global steps until the least-picked module is done
+            rates = [1.0 / (cfg.slowdown if j == cfg.slowed else 1.0) for j in range(cfg.k)]
+            updates = cfg.epochs * (images // cfg.batch_size)
+            check_limit("global_steps", updates * sum(rates) / min(rates), f"the paper-mode run of slowdown {cfg.slowdown!r} {_where(cfg)}")
         if cfg.quant == "vq":
-            for j, (channels, *_) in enumerate(outputs[spec][:-1]):
+            for j, (channels, *_) in enumerate(shapes[:-1]):
                 if channels % cfg.groups:
                     raise InvalidArgument(f"'groups' of RunConfig must divide the {channels} channels of link {j} (module {j}'s output), got {cfg.groups} {_where(cfg)}")

@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from dglsim.cluster import balanced, given, link_times, on_devices, profiled
+from dglsim.errors import InvalidArgument
 from dglsim.models import build_network, workloads
 from dglsim.study.config import RunConfig, StudySpec, merge_axes
 from dglsim.study.execute import execute_run
@@ -74,6 +75,20 @@ def caption_for(spec: StudySpec, profile: str, runs: list[RunConfig], overrides:
     return caption + (f"; {cluster}" if cluster else "")
 
 
+def _threads(jobs: int) -> int:
+    """torch threads of each run: all of them with one job, the cores shared out among jobs."""
+    return torch.get_num_threads() if jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+
+
+def execution_settings(runs: list[RunConfig], jobs: int) -> dict:
+    """What changes a run's numbers beyond its config: torch's thread count (the order of
+    floating-point sums), the devices, the dtype, and whether deterministic algorithms are on."""
+    from dglsim.study.execute import resolve_device
+
+    return {"torch_threads": _threads(jobs), "devices": sorted({str(resolve_device(r.device)) for r in runs}), "dtype": "float32",
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
+
+
 def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
@@ -108,8 +123,6 @@ def run_study(
     runs = spec.runs(profile, overrides or {}, seeds)
     check_runs(runs)  # every run, before the first starts
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        from dglsim.errors import InvalidArgument
-
         raise InvalidArgument(f"'--jobs' must be an int >= 1, got {jobs!r}")
     out = Path(out) if out is not None else Path("results") / spec.name / profile
     with driver_lock(out):
@@ -119,6 +132,12 @@ def run_study(
 def _run_locked(spec: StudySpec, runs: list[RunConfig], profile: str, overrides: dict[str, Any] | None, jobs: int, out: Path,
                 on_run_stored: Callable[[RunConfig], None] | None, show_progress: bool) -> StudyOutcome:
     store = ResultsStore(out / "results.sqlite")
+    settings = execution_settings(runs, jobs)
+    stored = store.execution(settings)
+    if stored is not None:
+        differs = ", ".join(f"{k} {stored.get(k)!r} -> {settings.get(k)!r}" for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k))
+        raise InvalidArgument(f"the runs in {store.path} were computed under other settings that change results ({differs}); "
+                              "resume with the same --jobs and device, or choose another --out")
     runs, profiles = resolve_compute_times(runs, store, log=lambda m: print(m, file=sys.stderr))
     done = store.done_keys()
     pending = [r for r in runs if r.key() not in done]
@@ -128,7 +147,7 @@ def _run_locked(spec: StudySpec, runs: list[RunConfig], profile: str, overrides:
     interval = 0.5 if sys.stderr.isatty() else 15.0
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="runs", unit="run", disable=not show_progress, file=sys.stderr, mininterval=interval)
     try:
-        if jobs == 1 or len(pending) <= 1:
+        if jobs == 1:  # a pool, even for one pending run, so that its thread count is the one recorded
             for cfg in pending:
                 label = f"{cfg.method} seed {cfg.seed}"
                 if cfg.method == "distributed":
@@ -147,7 +166,7 @@ def _run_locked(spec: StudySpec, runs: list[RunConfig], profile: str, overrides:
                 if on_run_stored is not None:
                     on_run_stored(cfg)
         else:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
+            threads = _threads(jobs)
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
                 futures = {pool.submit(_execute, cfg): cfg for cfg in pending}

@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS profiles (
     seconds     TEXT NOT NULL,     -- JSON list: base seconds per update of each module
     network     TEXT NOT NULL,     -- JSON: what was profiled
     measured_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name        TEXT PRIMARY KEY,  -- "execution": the settings every stored run was computed under
+    value       TEXT NOT NULL      -- JSON
 )
 """
 
@@ -118,6 +122,18 @@ class ResultsStore:
     def put_profile(self, key: str, seconds: list[float], network: dict) -> None:
         with self._connect() as db:
             db.execute("INSERT INTO profiles VALUES (?, ?, ?, ?)", (key, json.dumps(seconds), json.dumps(network, sort_keys=True), time.time()))
+
+    def execution(self, settings: dict) -> dict | None:
+        """Record `settings` (what changes results beyond the config: threads, device, dtype,
+        deterministic algorithms) if the store has none yet; return the stored ones when they
+        differ, else None."""
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM meta WHERE name = 'execution'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('execution', ?)", (json.dumps(settings, sort_keys=True),))
+                return None
+        stored = json.loads(row[0])
+        return None if stored == settings else stored
 
     def provenance(self, key: str) -> dict:
         with self._connect() as db:

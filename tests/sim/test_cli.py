@@ -52,6 +52,39 @@ def test_bad_spec_is_a_clear_error(tmp_path):
     assert result.returncode == 2 and "must be readable TOML" in result.stderr
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ('mode = "sync"\nworkers = 3\nsteps = 100000000\ncompute = 0.1\n', "'steps' of PipelineSpec must be <= 10,000,000 updates per worker"),
+    ('mode = "sync"\nworkers = 1000000\nsteps = 10\ncompute = 0.1\n', "'workers' of PipelineSpec must be <= 4,096 workers"),
+    ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {dist = "lognorm", s = "wide"}\n', "compute[0].s must be a number, got 'wide'"),
+    ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {kind = "replay", values = [0.1, "x"]}\n', "compute[0].values[1] must be a number, got 'x'"),
+    ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {kind = "constant", value = true}\n', "'value' of Constant must be a finite real >= 0, got True"),
+])
+def test_bad_values_and_unbounded_work_are_one_line_errors(tmp_path, text, message):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(text)
+    result = _run(spec)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_spec_that_is_not_utf8_is_a_one_line_error(tmp_path):
+    spec = tmp_path / "latin1.toml"
+    spec.write_bytes('mode = "sync" # caf\xe9\n'.encode("latin-1"))
+    result = _run(spec)
+    assert result.returncode == 2 and "must be readable TOML (UTF-8)" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_allow_large_lifts_the_limit_on_steps(monkeypatch):
+    from dglsim.errors import InvalidArgument
+    from dglsim.limits import ENV_VAR
+    from dglsim.sim import spec_from_dict
+
+    doc = {"mode": "sync", "workers": 1, "steps": 10_000_001, "compute": 0.1}
+    with pytest.raises(InvalidArgument, match="pass --allow-large"):
+        spec_from_dict(doc)
+    monkeypatch.setenv(ENV_VAR, "1")  # what --allow-large sets
+    assert spec_from_dict(doc).steps == 10_000_001
+
+
 def test_payload_from_an_activation_shape(tmp_path):
     spec = tmp_path / "s.toml"
     spec.write_text('mode = "sync"\nworkers = 2\nsteps = 3\ncompute = 0.1\npayload_bytes = {shape = [128, 64, 16, 16], dtype = "float16"}\n')

@@ -47,6 +47,10 @@ CASES = [
     (GOOD, ["--set", "input_shape=[3, 64, 64]"], "'input_shape' of RunConfig must match the cifar10 images"),
     (GOOD, ["--set", "seed=1", "--seeds", "2"], "'seed' and '--seeds' must not both be given"),
     (GOOD, ["--set", "seed=[1, 1]"], "'seed' must be an int >= 0 or a list of distinct ones"),
+    # declared limits on work (dglsim.limits)
+    (GOOD, ["--set", "evals=100000000"], "'evals' of RunConfig must be <= 1,000 evaluations"),
+    (GOOD.replace('method = ["dgl"]', 'method = ["simulated"]'), ["--set", "pipeline=paper", "--set", "slowdown=1e-300"], "global steps"),
+    (GOOD, ["--set", "train_per_class=5000", "--set", "batch_size=49000", "--set", "width=512"], "must fit in half the available memory"),
 ]
 
 
@@ -85,3 +89,30 @@ def test_set_seed_runs_exactly_those_seeds(studies):
     assert [r.seed for r in spec.runs("default", {"seed": 7})] == [7]
     assert [r.seed for r in spec.runs("default", {"seed": [3, 5]})] == [3, 5]
     assert [r.seed for r in spec.runs("default", {}, seeds=2)] == [0, 1]
+
+
+def test_the_store_records_the_settings_that_change_results_and_refuses_others(tmp_path):
+    store = ResultsStore(tmp_path / "results.sqlite")
+    first = {"torch_threads": 2, "devices": ["cpu"], "dtype": "float32", "deterministic_algorithms": False}
+    assert store.execution(first) is None and store.execution(first) is None  # recorded, then matched
+    assert store.execution(first | {"torch_threads": 1}) == first  # another thread count: the stored settings come back
+
+
+@pytest.mark.data
+def test_a_resume_with_another_jobs_count_is_refused(studies, tmp_path, capsys, cifar10):
+    out = tmp_path / "out"
+    assert main(["tiny", "--out", str(out), "--no-progress"]) == 0
+    assert main(["tiny", "--out", str(out), "--no-progress", "--jobs", "2"]) == 2
+    assert "computed under other settings that change results (torch_threads" in capsys.readouterr().err
+    assert main(["tiny", "--out", str(out), "--no-progress"]) == 0  # the same settings resume
+
+
+def test_allow_large_lifts_the_limits(studies, monkeypatch):
+    from dglsim.limits import ENV_VAR
+    from dglsim.study import RunConfig
+    from dglsim.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="pass --allow-large"):
+        RunConfig(evals=2000)
+    monkeypatch.setenv(ENV_VAR, "1")
+    assert RunConfig(evals=2000).evals == 2000
