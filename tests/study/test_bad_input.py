@@ -108,9 +108,9 @@ def test_a_resume_with_another_jobs_count_is_refused(studies, tmp_path, capsys, 
 
 
 def test_allow_large_lifts_the_limits(studies, monkeypatch):
+    from dglsim.errors import InvalidArgument
     from dglsim.limits import ENV_VAR
     from dglsim.study import RunConfig
-    from dglsim.errors import InvalidArgument
 
     with pytest.raises(InvalidArgument, match="pass --allow-large"):
         RunConfig(evals=2000)
