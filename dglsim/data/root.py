@@ -19,6 +19,12 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     Each dataset lives in its own folder below it (``cifar10/``, ``imagenette64/``, ``imagenette2/``).
     """
     if root is not None:
-        return Path(root).expanduser()
-    env = os.environ.get(ENV_VAR)
-    return Path(env).expanduser() if env else default_cache()
+        path, what = Path(root).expanduser(), "'root' of the data loaders"
+    else:
+        env = os.environ.get(ENV_VAR)
+        path, what = (Path(env).expanduser(), f"${ENV_VAR}") if env else (default_cache(), "the data cache")
+    if path.exists() and not path.is_dir():
+        from dglsim.errors import DataError
+
+        raise DataError(f"{what} must be a folder holding cifar10/, imagenette64/ or imagenette2/, got the file {str(path)!r}")
+    return path

@@ -16,10 +16,13 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 
+from dglsim.constraints import int_at_least, real_in, validate
 from dglsim.errors import DataError, InvalidArgument
 from dglsim.study.config import RunConfig, parse_assignment
 
 DIST_KEYS = {"in_flight": 2, "timeout_s": 60.0, "threads": 1}
+# a day at most: gloo's timeout is a timedelta of milliseconds, and no peer is waited for longer
+DIST_CONSTRAINTS = {"in_flight": int_at_least(1), "timeout_s": real_in(0.0, 86400.0, low_open=True), "threads": int_at_least(1)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,12 +40,20 @@ def _parser() -> argparse.ArgumentParser:
 def load_config(path: Path, overrides: list[str]) -> tuple[RunConfig, dict]:
     if not path.is_file():
         raise InvalidArgument(f"'config' of dglsim.dist must be a TOML file, got {str(path)!r} (not found)")
-    if path.suffix == ".json":  # a RunConfig written by a program (RunConfig.as_dict), as dglsim.dist.run does
-        doc = json.loads(path.read_text())
-    else:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    dist_settings = DIST_KEYS | doc.pop("dist", {})
+    try:
+        if path.suffix == ".json":  # a RunConfig written by a program (RunConfig.as_dict), as dglsim.dist.run does
+            doc = json.loads(path.read_text())
+        else:
+            with open(path, "rb") as f:
+                doc = tomllib.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidArgument(f"'config' of dglsim.dist must be readable {'JSON' if path.suffix == '.json' else 'TOML'}: {path}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"'config' of dglsim.dist must hold a table of run settings, got {type(doc).__name__} in {path}")
+    table = doc.pop("dist", {})
+    if not isinstance(table, dict):
+        raise InvalidArgument(f"'dist' in {path} must be a table (in_flight, timeout_s, threads), got {table!r}")
+    dist_settings = DIST_KEYS | table
     unknown = sorted(set(dist_settings) - set(DIST_KEYS))
     if unknown:
         raise InvalidArgument(f"unknown key {unknown[0]!r} in the [dist] table of {path}; known keys: {', '.join(DIST_KEYS)}")
@@ -78,12 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(settings: dict) -> None:
-    if not isinstance(settings["in_flight"], int) or settings["in_flight"] < 1:
-        raise InvalidArgument(f"'in_flight' of dglsim.dist must be an int >= 1, got {settings['in_flight']!r}")
-    if not isinstance(settings["timeout_s"], (int, float)) or not settings["timeout_s"] > 0:
-        raise InvalidArgument(f"'timeout_s' of dglsim.dist must be a real > 0, got {settings['timeout_s']!r}")
-    if not isinstance(settings["threads"], int) or settings["threads"] < 1:
-        raise InvalidArgument(f"'threads' of dglsim.dist must be an int >= 1, got {settings['threads']!r}")
+    for name, constraint in DIST_CONSTRAINTS.items():
+        validate("dglsim.dist", name, settings[name], constraint)
 
 
 def _rank(cfg: RunConfig, settings: dict, out: Path, *, progress: bool) -> int:

@@ -77,8 +77,8 @@ class PipelineSpec:
         check_limit("workers", k, "'workers' of PipelineSpec")
         check_limit("updates", self.steps, "'steps' of PipelineSpec")
         check_memory(TRACE_ROW_BYTES * ROWS_PER_UPDATE * k * self.steps, "its trace", "'steps' x 'workers' of PipelineSpec")
-        if self.mode == "async" and self.capacity is None and k > 1:
-            raise InvalidArgument("'capacity' of PipelineSpec must be an int >= 1 (the buffer size M) in async mode, got None")
+        if self.mode in ("async", "paper") and self.capacity is None and k > 1:
+            raise InvalidArgument(f"'capacity' of PipelineSpec must be an int >= 1 (the buffer size M) in {self.mode} mode, got None")
         self._check_per("compute", self.compute, k, lambda d: isinstance(d, DelayModel), "a delay model")
         if self.slowdown is not None:
             self._check_per("slowdown", self.slowdown, k, lambda s: isinstance(s, (int, float)) and s > 0 and math.isfinite(s), "a finite real > 0")

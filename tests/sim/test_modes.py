@@ -28,7 +28,7 @@ def test_async_with_exponential_times_is_the_authors_categorical_scheduler():
     done = rows[rows["action"] == "finish"]
     first_done = min(done[done["worker"] == j]["time"][-1] for j in range(4))  # all workers still busy before this
     sequence = done[(done["time"] > 1.0) & (done["time"] < first_done)]["worker"]
-    p = paper_probabilities(spec_from_dict({"mode": "paper", "workers": 4, "steps": 1, "compute": 0.01, "slowdown": SLOWDOWN}))
+    p = paper_probabilities(spec_from_dict({"mode": "paper", "workers": 4, "steps": 1, "capacity": 1, "compute": 0.01, "slowdown": SLOWDOWN}))
     rates = 1 / np.array(SLOWDOWN)
     np.testing.assert_allclose(p, rates / rates.sum(), rtol=1e-15)
     counts = np.bincount(sequence, minlength=4)
@@ -172,3 +172,10 @@ def test_buffer_peak_replays_what_the_buffer_held(mode, extra):
         mine = rows[(rows["worker"] == j) & np.isin(rows["action"], ("arrive", "evict", "start", "forward"))]
         peak = buffer_peak(result.trace, j, removes_on_start=mode == "sync", max_reuse=spec.max_reuse, weigh=len)
         assert peak == mine["occupancy"].max()
+
+
+def test_paper_mode_needs_its_buffer_size():
+    from dglsim.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="'capacity' of PipelineSpec must be an int >= 1 \\(the buffer size M\\) in paper mode, got None"):
+        spec_from_dict({"mode": "paper", "workers": 3, "steps": 5, "compute": 0.01})
