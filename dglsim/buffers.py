@@ -6,7 +6,7 @@ putting into a full buffer evicts the oldest (a producer never blocks). `take` p
 by the policy and counts the use; with `max_reuse`, an item used that many times leaves the
 buffer.
 
-Policies (the authors' code uses least_used):
+Policies (the authors describe least_used; their code runs authors):
 - "fifo":       the oldest item
 - "newest":     the newest item
 - "uniform":    an item drawn uniformly (needs the rng)
