@@ -352,9 +352,9 @@ def load_study(name: str) -> StudySpec:
     for table in ("base", "profiles", "reference"):
         if table in doc and not isinstance(doc[table], dict):
             raise InvalidArgument(f"{table!r} in {path} must be a table, got {doc[table]!r}")
-    for name, settings in doc.get("profiles", {}).items():
+    for profile, settings in doc.get("profiles", {}).items():
         if not isinstance(settings, dict):
-            raise InvalidArgument(f"profile {name!r} in {path} must be a table, got {settings!r}")
+            raise InvalidArgument(f"profile {profile!r} in {path} must be a table, got {settings!r}")
     grids = doc.get("grid", {})
     grids = grids if isinstance(grids, list) else [grids]
     if not all(isinstance(g, dict) for g in grids):

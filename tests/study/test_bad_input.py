@@ -116,3 +116,7 @@ def test_allow_large_lifts_the_limits(studies, monkeypatch):
         RunConfig(evals=2000)
     monkeypatch.setenv(ENV_VAR, "1")
     assert RunConfig(evals=2000).evals == 2000
+
+
+def test_a_loaded_study_keeps_its_name():
+    assert load_study("delay_sweep").name == "delay_sweep"  # not the name of one of its profiles
