@@ -13,7 +13,10 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from dglsim.study.stats import errorbar, interval_table  # noqa: E402
+from dglsim.study.stats import METHOD, errorbar, interval_table  # noqa: E402
+
+# what a latex_table cell holds, for table captions
+INTERVAL_CELL = "mean $\\pm$ half-width of the " + METHOD.replace("%", "\\%") + " (n)"
 
 
 def save_figure(fig: plt.Figure, stem: Path) -> list[Path]:

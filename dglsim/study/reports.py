@@ -11,7 +11,7 @@ from typing import Callable
 
 import pandas as pd
 
-from dglsim.study.figures import final_table, latex_table, per_module_curves, save_figure
+from dglsim.study.figures import INTERVAL_CELL, final_table, latex_table, per_module_curves, save_figure
 from dglsim.study.quant_reports import quant_sweep_report
 from dglsim.study.sim_reports import sim_vs_real_report
 from dglsim.study.stats import METHOD, paired_differences, resolution_clause
@@ -33,8 +33,7 @@ def learning_curves_report(results: pd.DataFrame, out: Path, caption: str) -> li
     table = final_table(results, metric="test_accuracy", by=["method", "module"])
     table.to_csv(out / "final_accuracy.csv", index=False)
     tex = out / "final_accuracy.tex"
-    cell = "mean $\\pm$ half-width of the " + METHOD.replace("%", "\\%") + " (n)"
-    tex.write_text(latex_table(table, row="method", col="module", caption=f"Final test accuracy (\\%), {cell}. " + caption, label="tab:final-accuracy"))
+    tex.write_text(latex_table(table, row="method", col="module", caption=f"Final test accuracy (\\%), {INTERVAL_CELL}. " + caption, label="tab:final-accuracy"))
     written += [out / "final_accuracy.csv", tex]
     # every other method against synchronous DGL of the same seed (same initial weights and data order)
     acc = results[results["metric"] == "test_accuracy"]
@@ -45,7 +44,7 @@ def learning_curves_report(results: pd.DataFrame, out: Path, caption: str) -> li
         diff.to_csv(out / "paired_difference.csv", index=False)
         diff_tex = out / "paired_difference.tex"
         diff_tex.write_text(latex_table(diff, row="method", col="module", signed=True, label="tab:final-accuracy-paired",
-                                        caption=f"Final test accuracy minus synchronous DGL of the same seed (points), {cell}; {resolution_clause(diff)}. " + caption))
+                                        caption=f"Final test accuracy minus synchronous DGL of the same seed (points), {INTERVAL_CELL}; {resolution_clause(diff)}. " + caption))
         written += [out / "paired_difference.csv", diff_tex]
     return written
 

@@ -14,14 +14,14 @@ from typing import Any, Callable
 import torch
 from tqdm import tqdm
 
-from dglsim.cluster import balanced, given, link_times, on_devices, profiled
+from dglsim.cluster import link_times
 from dglsim.errors import InvalidArgument
-from dglsim.models import build_network, workloads
 from dglsim.study.config import RunConfig, StudySpec, merge_axes
 from dglsim.study.execute import execute_run
 from dglsim.study.preflight import check_runs
 from dglsim.study.profiles import resolve_compute_times
 from dglsim.study.reports import write_report
+from dglsim.study.simulated import cluster_times
 from dglsim.study.store import ResultsStore, driver_lock
 
 __all__ = ["StudyOutcome", "run_study", "caption_for"]
@@ -42,16 +42,8 @@ def cluster_clause(runs: list[RunConfig], profiles: list[dict] | None = None) ->
     for cfg in runs:
         if cfg.method != "simulated":
             continue
-        if cfg.cluster == "balanced":
-            times = balanced(cfg.k) if cfg.compute_time is None else balanced(cfg.k, cfg.compute_time)
-        elif cfg.cluster == "given":
-            times = given(cfg.compute_time if isinstance(cfg.compute_time, tuple) else (cfg.compute_time,) * cfg.k)
-        elif cfg.cluster == "profile":
-            where = next((p for p in profiles or [] if tuple(p["seconds"]) == cfg.compute_time), {})
-            times = profiled(cfg.compute_time, where.get("machine", "this machine"), where.get("load"))
-        else:
-            times = on_devices(cfg.cluster, workloads(build_network(cfg.network_spec(), seed=0)), cfg.batch_size, cfg.efficiency)
-        clause = f"simulated cluster: {times.description}, {link_times(cfg.link, cfg.latency, cfg.bandwidth)[2]}"
+        machine = next((p for p in profiles or [] if tuple(p["seconds"]) == cfg.compute_time), None)
+        clause = f"simulated cluster: {cluster_times(cfg, machine=machine).description}, {link_times(cfg.link, cfg.latency, cfg.bandwidth)[2]}"
         if clause not in clauses:
             clauses.append(clause)
     return "; ".join(clauses) if clauses else None

@@ -8,7 +8,7 @@ from dglsim.cluster import ClusterTimes, balanced, given, link_times, on_devices
 from dglsim.data.loader import BatchLoader
 from dglsim.delays import Constant, Straggler, lognormal
 from dglsim.errors import InvalidArgument
-from dglsim.models.decoupled import DecoupledNet
+from dglsim.models.decoupled import DecoupledNet, build_network
 from dglsim.models.summary import workloads
 from dglsim.quant import Codec
 from dglsim.sim import PipelineSpec, paper_probabilities
@@ -21,16 +21,22 @@ from dglsim.train.simulated import batch_payload_bytes, train_simulated
 __all__ = ["cluster_times", "compute_model", "link_codecs", "pipeline_spec", "run_simulated"]
 
 
-def cluster_times(cfg: RunConfig, net: DecoupledNet) -> ClusterTimes:
+def cluster_times(cfg: RunConfig, net: DecoupledNet | None = None, *, machine: dict | None = None) -> ClusterTimes:
     """The base seconds per update of each module on `cfg`'s declared cluster. Never measures:
-    a "profile" cluster's times were measured by the study runner and written into the config."""
+    a "profile" cluster's times were measured by the study runner and written into the config,
+    and `machine` ({"machine", "load"} of that profile) only describes them. A device cluster
+    needs the network's workloads: `net`, or the network `cfg` builds."""
     if cfg.cluster == "balanced":
         return balanced(cfg.k) if cfg.compute_time is None else balanced(cfg.k, cfg.compute_time)
     if cfg.cluster in ("given", "profile"):
         if cfg.compute_time is None:
             raise InvalidArgument("'compute_time' of RunConfig must be resolved before a simulated run on a 'profile' cluster (the study runner profiles the modules), got None")
         times = cfg.compute_time if isinstance(cfg.compute_time, tuple) else (cfg.compute_time,) * cfg.k
-        return given(times) if cfg.cluster == "given" else profiled(times, "this machine", None)
+        if cfg.cluster == "given":
+            return given(times)
+        machine = machine or {}
+        return profiled(times, machine.get("machine", "this machine"), machine.get("load"))
+    net = net if net is not None else build_network(cfg.network_spec(), seed=0)
     return on_devices(cfg.cluster, workloads(net), cfg.batch_size, cfg.efficiency)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import NullFormatter
 
-from dglsim.study.figures import latex_table, save_figure
+from dglsim.study.figures import INTERVAL_CELL, latex_table, save_figure
 from dglsim.study.stats import METHOD, errorbar, interval_table, paired, paired_differences, resolution_clause, t_interval
 
 
@@ -77,10 +77,9 @@ def _tables(asyn: pd.DataFrame, reference: pd.DataFrame, by: list[str], out: Pat
     table.to_csv(out / "final_accuracy.csv", index=False)
     diff.to_csv(out / "paired_difference.csv", index=False)
     tex, diff_tex = out / "final_accuracy.tex", out / "paired_difference.tex"
-    cell = "mean $\\pm$ half-width of the " + METHOD.replace("%", "\\%") + " (n)"
-    tex.write_text(latex_table(table, row=row, col=col, caption=f"Final last-module test accuracy (\\%) of {what}, {cell}. " + caption, label=label))
+    tex.write_text(latex_table(table, row=row, col=col, caption=f"Final last-module test accuracy (\\%) of {what}, {INTERVAL_CELL}. " + caption, label=label))
     diff_tex.write_text(latex_table(diff, row=row, col=col, signed=True, label=label + "-paired",
-                                    caption=f"{what[0].upper() + what[1:]} minus synchronous DGL of the same seed, final last-module test accuracy (points), {cell}; "
+                                    caption=f"{what[0].upper() + what[1:]} minus synchronous DGL of the same seed, final last-module test accuracy (points), {INTERVAL_CELL}; "
                                             f"{resolution_clause(diff)}. " + caption))
     return [out / "final_accuracy.csv", tex, out / "paired_difference.csv", diff_tex], diff
 
@@ -181,9 +180,8 @@ def authors_buffer_report(results: pd.DataFrame, out: Path, caption: str) -> lis
     final = pd.concat(finals, ignore_index=True)
     order = ["sync DGL"] + sorted(set(final["setting"]) - {"sync DGL"}, key=lambda s: (-int(s.split(",")[0][2:]), s))
     table = interval_table(final, ["measure", "setting"], "accuracy")
-    diffs = [paired_differences(part[part["pipeline"] != "sync"], part[part["pipeline"] == "sync"], ["measure", "setting"], "accuracy")
-             for _, part in final.groupby("measure")]
-    diff = pd.concat(diffs, ignore_index=True)
+    pairs = pd.concat([paired(part[part["pipeline"] != "sync"], part[part["pipeline"] == "sync"], "accuracy") for _, part in final.groupby("measure")])
+    diff = interval_table(pairs, ["measure", "setting"], "difference")
     table.to_csv(out / "final_accuracy.csv", index=False)
     diff.to_csv(out / "paired_difference.csv", index=False)
     use = results[results["metric"].isin(["staleness_mean", "reuse_mean"]) & (results["module"] > 0)]
@@ -194,7 +192,6 @@ def authors_buffer_report(results: pd.DataFrame, out: Path, caption: str) -> lis
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     sns.pointplot(data=final, x="setting", y="accuracy", hue="measure", order=order, errorbar=errorbar(), dodge=0.3, linestyle="none", ax=axes[0])
     axes[0].set_ylabel("final test accuracy")
-    pairs = pd.concat([paired(part[part["pipeline"] != "sync"], part[part["pipeline"] == "sync"], "accuracy") for _, part in final.groupby("measure")])
     sns.pointplot(data=pairs, x="setting", y="difference", hue="measure", order=order[1:], errorbar=errorbar(), dodge=0.3, linestyle="none", ax=axes[1])
     axes[1].axhline(0.0, color="black", linestyle="--", linewidth=1)
     axes[1].set_ylabel("minus sync DGL, same seed")
