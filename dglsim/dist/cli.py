@@ -1,9 +1,12 @@
-"""python -m dglsim.dist CONFIG [--set key=value ...] [--out DIR] [--in-flight N] [--timeout S] [--threads N]
+"""python -m dglsim.dist CONFIG [--set key=value ...] [--out DIR] [--overwrite] [--in-flight N] [--timeout S] [--threads N]
 
 Under torchrun (RANK and WORLD_SIZE set) this process is one rank; otherwise it launches the
 K = cfg.k ranks on this machine. CONFIG is a TOML file of run settings (the keys of a study's
 [base] table, see dglsim.study.config.RunConfig) with an optional [dist] table (in_flight,
 timeout_s, threads), or a JSON object of the same keys.
+
+A run writes into a folder that holds no earlier run's outputs; `--overwrite` deletes them
+first. Every rank checks before the process group forms, so no rank has written anything yet.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, help="TOML file of run settings (RunConfig keys; optional [dist] table)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a run setting (TOML value); repeatable")
     p.add_argument("--out", type=Path, default=None, help="output folder (default results/dist/CONFIG-STEM)")
+    p.add_argument("--overwrite", action="store_true", help="delete an earlier run's outputs in --out instead of refusing to start")
     p.add_argument("--in-flight", type=int, default=None, help="sync: items in flight between two ranks")
     p.add_argument("--timeout", type=float, default=None, help="seconds a silent peer is waited for before the run stops")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads per rank")
@@ -69,45 +73,70 @@ def main(argv: list[str] | None = None) -> int:
         for flag, key in ((args.in_flight, "in_flight"), (args.timeout, "timeout_s"), (args.threads, "threads")):
             if flag is not None:
                 settings[key] = flag
-        _check(settings)
+        _check(cfg, settings)
+        out = args.out or Path("results") / "dist" / args.config.stem
+        prepare_out(out, overwrite=args.overwrite)
     except (InvalidArgument, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = args.out or Path("results") / "dist" / args.config.stem
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         return _rank(cfg, settings, out, progress=not args.no_progress)
     from dglsim.dist.launch import launch
 
     passthrough = [str(args.config), *[f"--set={a}" for a in args.overrides], f"--out={out}", f"--in-flight={settings['in_flight']}",
                    f"--timeout={settings['timeout_s']}", f"--threads={settings['threads']}"] + (["--no-progress"] if args.no_progress else [])
-    result = launch(cfg.k, passthrough, threads=settings["threads"], grace_s=settings["timeout_s"] + 10)
+    result = launch(cfg.k, passthrough, out=out, threads=settings["threads"])
     if result.ok:
         return 0
-    print(f"error: rank(s) {', '.join(map(str, result.failed))} failed (exit codes {result.returncodes})"
-          + (f"; ranks {', '.join(map(str, result.terminated))} were stopped" if result.terminated else ""), file=sys.stderr)
-    return 1
+    print(f"error: {result.summary()}; partial traces in {out}", file=sys.stderr)
+    return 130 if result.interrupted else 1
 
 
-def _check(settings: dict) -> None:
+def _check(cfg: RunConfig, settings: dict) -> None:
     for name, constraint in DIST_CONSTRAINTS.items():
         validate("dglsim.dist", name, settings[name], constraint)
+    if cfg.device not in ("auto", "cpu"):  # "auto" resolves to the CPU here: provenance records it
+        raise InvalidArgument(f"'device' of dglsim.dist must be 'auto' or 'cpu' (ranks train on the CPU and talk over gloo), got {cfg.device!r}")
+
+
+def run_outputs(out: Path) -> list[Path]:
+    """The files an earlier run left in `out`: results, merged trace, parameters, per-rank traces and errors."""
+    if not out.is_dir():
+        return []
+    named = [out / n for n in ("results.json", "trace.csv", "state.pt")]
+    return [p for p in named if p.exists()] + sorted(out.glob("rank*.trace.csv")) + sorted(out.glob("rank*.error.json"))
+
+
+def prepare_out(out: Path, *, overwrite: bool) -> None:
+    """Refuse a folder holding an earlier run's outputs (a failed rerun would look like a success
+    beside them), or delete those outputs with `overwrite`."""
+    if out.exists() and not out.is_dir():
+        raise InvalidArgument(f"'--out' of dglsim.dist must be a folder, got the file {out}")
+    earlier = run_outputs(out)
+    if earlier and not overwrite:
+        raise InvalidArgument(f"'--out' of dglsim.dist must not hold an earlier run's outputs, got {len(earlier)} in {out} "
+                              f"({', '.join(p.name for p in earlier[:3])}{', ...' if len(earlier) > 3 else ''}); pass --overwrite or another --out")
+    for path in earlier:
+        path.unlink(missing_ok=True)  # ranks of one run may race here: all delete the same files
 
 
 def _rank(cfg: RunConfig, settings: dict, out: Path, *, progress: bool) -> int:
     import torch
     import torch.distributed as dist
 
+    from dglsim.dist.lifeline import Lifeline
     from dglsim.dist.worker import RankOptions, run_rank
 
     torch.set_num_threads(settings["threads"])
-    rank = int(os.environ["RANK"])
+    lifeline = Lifeline(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), out)
+    lifeline.watch_signals()  # from here on a signal or the launcher's death keeps what the rank did
     dist.init_process_group("gloo", timeout=timedelta(seconds=settings["timeout_s"]))
+    lifeline.connect(settings["timeout_s"])
     try:
-        run_rank(cfg, RankOptions(out=out, in_flight=settings["in_flight"], timeout_s=settings["timeout_s"], progress=progress))
-    except Exception as exc:
-        message = str(exc) if str(exc).startswith(f"rank {rank}:") else f"rank {rank}: {exc}"
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        os._exit(1)  # peers may be blocked in gloo; do not wait for a clean shutdown
+        run_rank(cfg, RankOptions(out=out, in_flight=settings["in_flight"], timeout_s=settings["timeout_s"], progress=progress), lifeline)
+    except Exception as exc:  # peers may be blocked in gloo: fail exits without a clean shutdown
+        lifeline.fail(str(exc), blames=getattr(exc, "peer", None))
+    lifeline.done()
     dist.barrier()  # every rank is done with the transport
     # gloo's teardown at interpreter exit can abort a process whose work is complete (its pair
     # threads race the destructor); everything is written, so leave without it

@@ -26,7 +26,7 @@ def run_real(cfg: RunConfig, out: Path, *, in_flight: int = 2, timeout_s: float 
     config = out / "config.json"
     config.write_text(json.dumps({k: v for k, v in cfg.as_dict().items() if k != "method"}))
     result = launch(cfg.k, [str(config), f"--out={out}", f"--in-flight={in_flight}", f"--timeout={timeout_s}", f"--threads={threads}", "--no-progress"],
-                    threads=threads, grace_s=timeout_s + 10)
+                    out=out, threads=threads)
     if not result.ok:
-        raise RuntimeError(f"the real run in {out} failed: ranks {result.failed} exited with errors (exit codes {result.returncodes}); see their messages above")
+        raise RuntimeError(f"the real run in {out} failed: {result.summary()}")
     return RealRun(json.loads((out / "results.json").read_text()), Trace.from_csv(out / "trace.csv"), out)

@@ -37,6 +37,10 @@ _HEADER = 4 * 8  # four float64
 class PeerTimeout(RuntimeError):
     """A peer rank sent or took nothing within the timeout: it crashed or stopped answering."""
 
+    def __init__(self, message: str, peer: int) -> None:
+        super().__init__(message)
+        self.peer = peer  # the rank blamed
+
 
 @dataclass(frozen=True)
 class Message:
@@ -123,7 +127,11 @@ class EncodedLink:
         family, shape, parts, book_version, message, y = torch.load(io.BytesIO(payload.numpy().tobytes()), weights_only=True)
         if message is not None:  # items are encoded in order: none names an older codebook than the last one sent
             self.books = {book_version: message.to(torch.float32)}
-        return Message(kind, int(item), int(version), birth, Encoded(family, tuple(shape), tuple(parts), self.books.get(book_version), book_version), y)
+        book = self.books.get(book_version)
+        if family == "vq" and book is None:
+            raise RuntimeError(f"rank {me}: item {int(item)} from rank {src} names codebook version {book_version}, which rank {src} never sent "
+                               f"(received: {sorted(self.books) or 'none'}); the link lost a message")
+        return Message(kind, int(item), int(version), birth, Encoded(family, tuple(shape), tuple(parts), book, book_version), y)
 
     def decode(self, x: Encoded) -> torch.Tensor:
         return self.codec.decode(x)
@@ -131,13 +139,13 @@ class EncodedLink:
 
 def silent_producer(me: int, src: int, timeout_s: float, detail: object = "") -> PeerTimeout:
     """The error of a rank whose producer `src` sent nothing for `timeout_s`."""
-    return PeerTimeout(f"rank {me}: no message from rank {src} (rank {src} crashed or stopped answering; waited up to {timeout_s:g} s)" + (f": {detail}" if detail else ""))
+    return PeerTimeout(f"rank {me}: no message from rank {src} (rank {src} crashed or stopped answering; waited up to {timeout_s:g} s)" + (f": {detail}" if detail else ""), src)
 
 
 def silent_consumer(me: int, dst: int, timeout_s: float | None, detail: object) -> PeerTimeout:
     """The error of a rank whose consumer `dst` takes nothing (`timeout_s`: how long it waited, if it did)."""
     waited = f"; waited up to {timeout_s:g} s" if timeout_s is not None else ""
-    return PeerTimeout(f"rank {me}: rank {dst} took no message (rank {dst} crashed or stopped answering{waited}): {detail}")
+    return PeerTimeout(f"rank {me}: rank {dst} took no message (rank {dst} crashed or stopped answering{waited}): {detail}", dst)
 
 
 def send(buffer: torch.Tensor, dst: int, *, me: int) -> dist.Work:

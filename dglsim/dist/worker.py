@@ -6,13 +6,17 @@ come (so transfers overlap compute) and puts them in the rank's inbox:
 - sync: a FIFO queue of at most `in_flight` items, each item processed once and in order; the
   producer also keeps at most `in_flight` sends outstanding, so a slow consumer holds it back;
 - async: a replay buffer of `cfg.buffer` items with the simulator's sampling policy; the
-  training loop takes an item whenever one is there and never waits otherwise.
+  training loop takes an item whenever one is there and never waits otherwise. As in the
+  simulator, a module whose producer has stopped and whose buffer holds no item it may still
+  use (`max_reuse`) stops short of its budget; the results say how many updates it made.
 
 Every rank records its events in the simulator's trace format with real timestamps (seconds
-since a start time rank 0 broadcasts; ranks on one machine share its clock). At the end, every
-rank's module, updates and trace go to the last rank, which evaluates the whole network on the
-test set and writes the results, the merged trace and the final parameters; on an error each
-rank writes its own partial trace first.
+since a start time rank 0 broadcasts; ranks on one machine share its clock). Staleness is
+counted from versions, never from clocks: at the start of an update, the newest producer version
+that has reached the rank minus the version of the item it trains on. At the end, every rank's
+module, updates and trace go to the last rank, which evaluates the whole network on the test set
+and writes the results, the merged trace and the final parameters; a rank that stops early
+keeps its partial trace (dglsim.dist.lifeline).
 
 Injected delays: each step of rank j is stretched to (its measured time) x (a draw of the
 run's delay family with mean 1) x (the slowdown, on the slowed rank), by sleeping.
@@ -34,6 +38,7 @@ import torch.distributed as dist
 
 from dglsim.buffers import Item, ReplayBuffer
 from dglsim.data.loader import BatchLoader
+from dglsim.dist.lifeline import Lifeline, trace_path, write_trace
 from dglsim.dist.wire import DATA, STOP, EncodedLink, Layout, Message, send, silent_producer, wait_sent
 from dglsim.models import build_network
 from dglsim.sim.trace import Trace
@@ -41,7 +46,7 @@ from dglsim.study.config import RunConfig
 from dglsim.study.execute import run_data
 from dglsim.study.provenance import provenance
 from dglsim.quant import Codec
-from dglsim.study.simulated import compute_model, link_codecs
+from dglsim.study.simulated import compute_model, link_codecs, stopped_short, updates_rows
 from dglsim.train.evaluate import evaluate
 from dglsim.train.optim import set_lr
 from dglsim.train.steps import local_step
@@ -67,6 +72,15 @@ def _fault(rank: int) -> tuple[int, str] | None:
     return (int(update), kind) if int(r) == rank else None
 
 
+@dataclass(frozen=True)
+class Taken:
+    msg: Message
+    reuse: int  # times the item has been trained on, this time included
+    occupancy: int  # items left in the inbox
+    staleness: int  # the newest producer version received minus the item's
+    time: float  # when it was taken: the update's start
+
+
 class _Inbox:
     """What rank j-1 sent, filled by a receiver thread: a FIFO queue (sync) or a replay buffer (async)."""
 
@@ -79,6 +93,7 @@ class _Inbox:
         self.rng = np.random.default_rng(cfg.seed + 7919 * rank)
         self.error: BaseException | None = None
         self.done = False
+        self.newest = 0  # the newest producer version received
         self.thread = threading.Thread(target=self._receive, name=f"rank{rank}-receiver", daemon=True)
         self.thread.start()
 
@@ -89,10 +104,13 @@ class _Inbox:
                 if msg.kind == STOP:
                     break
                 if self.sync:  # arrival is when the message is here, before the queue may hold it back
-                    self.record(self.clock(), "arrive", msg.item, msg.version, 0, self.fifo.qsize() + 1)
+                    with self.cond:  # one step with the newest version: a start sees both or neither
+                        self.newest = max(self.newest, msg.version)
+                        self.record(self.clock(), "arrive", msg.item, msg.version, 0, self.fifo.qsize() + 1)
                     self.fifo.put(msg)
                     continue
                 with self.cond:
+                    self.newest = max(self.newest, msg.version)
                     evicted = self.buffer.put(Item(msg.item, msg.version, msg.birth, msg))
                     now = self.clock()
                     self.record(now, "arrive", msg.item, msg.version, 0, len(self.buffer))
@@ -105,14 +123,12 @@ class _Inbox:
             with self.cond:
                 self.done = True
                 self.cond.notify()
-            if self.sync:
-                try:
-                    self.fifo.put_nowait(None)
-                except queue.Full:
-                    pass
+            if self.sync:  # the consumer drains the queue, so there will be room for the end mark
+                self.fifo.put(None)
 
-    def take(self) -> tuple[Message, int, int]:
-        """The next item to train on, its reuse count and the inbox occupancy after taking it."""
+    def take(self) -> Taken | None:
+        """The next item to train on, when it was taken and what the inbox held then; None when
+        the producer has stopped and no item is left to use (async with max_reuse)."""
         if self.sync:
             try:
                 msg = self.fifo.get(timeout=self.opts.timeout_s)
@@ -120,16 +136,19 @@ class _Inbox:
                 raise silent_producer(self.rank, self.rank - 1, self.opts.timeout_s) from None
             if msg is None:
                 raise self.error or RuntimeError(f"rank {self.rank}: rank {self.rank - 1} stopped sending before the last item")
-            return msg, 1, self.fifo.qsize()
+            with self.cond:
+                return Taken(msg, 1, self.fifo.qsize(), self.newest - msg.version, self.clock())
         with self.cond:
             deadline = time.monotonic() + self.opts.timeout_s
             while not len(self.buffer):
                 if self.done:
-                    raise self.error or RuntimeError(f"rank {self.rank}: rank {self.rank - 1} stopped sending and the buffer is empty")
+                    if self.error is not None:
+                        raise self.error
+                    return None
                 if not self.cond.wait(timeout=max(0.0, deadline - time.monotonic())):
                     raise silent_producer(self.rank, self.rank - 1, self.opts.timeout_s)
             item = self.buffer.take(self.rng)
-            return item.payload, item.reuse, len(self.buffer)
+            return Taken(item.payload, item.reuse, len(self.buffer), self.newest - item.version, self.clock())
 
     def close(self) -> None:
         """Wait for the producer's stop message (async: the producer may still be sending)."""
@@ -145,8 +164,9 @@ def _link(codecs: list[Codec] | None, j: int, shape: tuple[int, ...]) -> Layout 
     return Layout(shape) if codecs is None else EncodedLink(codecs[j])
 
 
-def run_rank(cfg: RunConfig, opts: RankOptions) -> None:
-    """Train module dist.get_rank() of `cfg`'s network in a process group of K ranks."""
+def run_rank(cfg: RunConfig, opts: RankOptions, lifeline: Lifeline) -> None:
+    """Train module dist.get_rank() of `cfg`'s network in a process group of K ranks; the
+    lifeline keeps the rows recorded so far if the rank has to stop early."""
     rank, world = dist.get_rank(), dist.get_world_size()
     if world != cfg.k:
         raise RuntimeError(f"rank {rank}: the process group has {world} ranks, the network K = {cfg.k} modules (launch K ranks)")
@@ -180,9 +200,10 @@ def run_rank(cfg: RunConfig, opts: RankOptions) -> None:
         return time.time() - t0
 
     rows: list[tuple] = []
+    lifeline.keep(rows)
 
-    def record(t: float, action: str, item: int, version: int, reuse: int, occupancy: int, nbytes: int = 0, age: float = 0.0) -> None:
-        rows.append((t, rank, action, item, version, 0, age, reuse, occupancy, nbytes))
+    def record(t: float, action: str, item: int, version: int, reuse: int, occupancy: int, nbytes: int = 0, age: float = 0.0, staleness: int = 0) -> None:
+        rows.append((t, rank, action, item, version, staleness, age, reuse, occupancy, nbytes))
 
     updates = {"time": [], "loss": [], "lr": [], "version": [], "item": [], "compute_s": []}
     delay = compute_model(cfg, 1.0)
@@ -196,6 +217,7 @@ def run_rank(cfg: RunConfig, opts: RankOptions) -> None:
         from tqdm import tqdm
 
         bar = tqdm(total=budget, desc=f"rank {rank} updates", unit="step")
+    made = budget  # updates made: fewer when the inbox runs dry (async with max_reuse)
     try:
         for n in range(budget):
             # An update spans everything the rank does for it (rank 0: reading and augmenting the
@@ -205,19 +227,23 @@ def run_rank(cfg: RunConfig, opts: RankOptions) -> None:
             if rank == 0:
                 began = clock()
                 x, y = next(batches)
-                item, version, birth, reuse, occupancy = -1, 0, began, 1, 0
+                item, version, birth, reuse, occupancy, staleness = -1, 0, began, 1, 0, 0
             else:
-                msg, reuse, occupancy = inbox.take()
-                began = clock()
+                taken = inbox.take()
+                if taken is None:  # the producer stopped and nothing is left to reuse
+                    made = n
+                    break
+                msg, reuse, occupancy, staleness, began = taken.msg, taken.reuse, taken.occupancy, taken.staleness, taken.time
                 x, y, item, version, birth = inbound.decode(msg.x), msg.y, msg.item, msg.version, msg.birth
-            record(began, "start", item, version, reuse, occupancy, age=max(0.0, began - birth))
+            record(began, "start", item, version, reuse, occupancy, age=max(0.0, began - birth), staleness=staleness)
             lr = tcfg.optim.lr_at(n // per_epoch)
             set_lr(optimizer, lr)
             tic = time.perf_counter()
             out, loss = local_step(stage, head, optimizer, x, y)
             compute = time.perf_counter() - tic
             if fault is not None and fault[0] == n:
-                if fault[1] == "hang":
+                if fault[1] == "hang":  # said first, so a test can act on a rank known to be hanging
+                    os.write(2, f"rank {rank}: hanging at update {n} ({FAULT_ENV})\n".encode())
                     time.sleep(10**6)
                 raise RuntimeError(f"rank {rank}: injected crash at update {n} ({FAULT_ENV})")
             target = compute * float(delay.sample(delay_rng, 1)[0]) * slowdown
@@ -242,15 +268,12 @@ def run_rank(cfg: RunConfig, opts: RankOptions) -> None:
             _settle(pending, 0, rank, opts, record, clock)
         if inbox is not None:
             inbox.close()
-    except BaseException:
-        _write_trace(opts.out / f"rank{rank}.trace.csv", rows)  # what this rank did, before it stops
-        raise
     finally:
         if bar is not None:
             bar.close()
-    _write_trace(opts.out / f"rank{rank}.trace.csv", rows)
+    write_trace(trace_path(opts.out, rank), rows)
     mine = {"rank": rank, "state": {"stage": stage.state_dict(), "head": head.state_dict()}, "updates": updates, "trace": rows,
-            "wall_s": time.perf_counter() - start_wall}
+            "wall_s": time.perf_counter() - start_wall, "planned": budget, "made": made}
     gathered = [None] * world if rank == world - 1 else None
     dist.gather_object(mine, gathered, dst=world - 1)
     if rank == world - 1:
@@ -268,28 +291,9 @@ def _settle(pending: list, limit: int, rank: int, opts: RankOptions, record, clo
         record(clock(), "unblock", -1, 0, 0, len(pending))
 
 
-def _write_trace(path: Path, rows: list[tuple]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    Trace(rows).to_csv(tmp)
-    tmp.replace(path)
-
-
 def merge_traces(per_rank: list[list[tuple]]) -> Trace:
-    """One trace of all ranks, in time order, with the staleness of each start filled in: the
-    producer's finished updates at that moment minus the item's version (as the simulator counts)."""
-    rows = sorted((r for ranks in per_rank for r in ranks), key=lambda r: (r[0], r[1]))
-    finishes = {}
-    for r in rows:
-        if r[2] == "finish":
-            finishes.setdefault(r[1], []).append(r[0])
-    merged = []
-    for r in rows:
-        if r[2] == "start" and r[1] > 0:
-            produced = int(np.searchsorted(finishes.get(r[1] - 1, []), r[0], side="right"))
-            r = (*r[:5], max(0, produced - r[4]), *r[6:])
-        merged.append(r)
-    return Trace(merged)
+    """One trace of all ranks, in time order."""
+    return Trace(sorted((r for ranks in per_rank for r in ranks), key=lambda r: (r[0], r[1])))
 
 
 def _finish(cfg: RunConfig, net, gathered: list[dict], opts: RankOptions, per_epoch: int) -> None:
@@ -311,6 +315,10 @@ def _finish(cfg: RunConfig, net, gathered: list[dict], opts: RankOptions, per_ep
         rows += [{"epoch": e + 1, "module": j, "metric": "train_loss", "value": float(losses[e * per_epoch:(e + 1) * per_epoch].mean())}
                  for e in range(len(losses) // per_epoch)]
     rows.append({"metric": "makespan", "value": makespan})
+    ranks = sorted(gathered, key=lambda p: p["rank"])
+    rows += updates_rows([p["made"] for p in ranks], ranks[0]["planned"])
+    for j, n in stopped_short(rows).items():
+        print(f"note: rank {j} stopped after {n} of its {ranks[0]['planned']} updates: max_reuse left nothing to train on after its producer finished", flush=True)
     results = {"config": cfg.as_dict(), "rows": rows, "provenance": provenance(torch.device("cpu")) | {"world_size": len(gathered), "backend": dist.get_backend()},
                "updates": {p["rank"]: p["updates"] for p in gathered}, "wall_s": max(p["wall_s"] for p in gathered)}
     opts.out.mkdir(parents=True, exist_ok=True)

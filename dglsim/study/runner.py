@@ -16,12 +16,13 @@ from tqdm import tqdm
 
 from dglsim.cluster import link_times
 from dglsim.errors import InvalidArgument
+from dglsim.lifetime import die_with_parent
 from dglsim.study.config import RunConfig, StudySpec, merge_axes
 from dglsim.study.execute import execute_run
 from dglsim.study.preflight import check_runs
 from dglsim.study.profiles import resolve_compute_times
 from dglsim.study.reports import write_report
-from dglsim.study.simulated import cluster_times
+from dglsim.study.simulated import cluster_times, stopped_short
 from dglsim.study.store import ResultsStore, driver_lock
 
 __all__ = ["StudyOutcome", "run_study", "caption_for"]
@@ -81,7 +82,8 @@ def execution_settings(runs: list[RunConfig], jobs: int) -> dict:
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, driver_pid: int) -> None:
+    die_with_parent(driver_pid)  # a killed driver leaves no worker behind
     torch.set_num_threads(threads)
 
 
@@ -94,6 +96,10 @@ def _store(store: ResultsStore, spec: StudySpec, profile: str, cfg: RunConfig, r
     if cfg.cluster == "profile":  # where and under what load the simulated cluster was measured
         prov["compute_profile"] = next((p for p in profiles if tuple(p["seconds"]) == cfg.compute_time), None)
     store.put(cfg.key(), study=spec.name, profile=profile, config=cfg.as_dict(), provenance=prov, rows=result["rows"], wall_s=result["wall_s"])
+    short = stopped_short(result["rows"])
+    if short:  # a result, not an error, but never a silent one
+        tqdm.write(f"note: {cfg.method} run seed {cfg.seed} stopped short of its {cfg.train_config().epochs} epochs on module(s) "
+              + ", ".join(f"{j} ({n} updates)" for j, n in short.items()) + ": max_reuse left nothing to train on after the producer finished", file=sys.stderr)
 
 
 def run_study(
@@ -160,7 +166,7 @@ def _run_locked(spec: StudySpec, runs: list[RunConfig], profile: str, overrides:
         else:
             threads = _threads(jobs)
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid())) as pool:
                 futures = {pool.submit(_execute, cfg): cfg for cfg in pending}
                 remaining = set(futures)
                 while remaining:

@@ -18,7 +18,7 @@ from dglsim.theory.staleness import async_staleness_bound
 from dglsim.theory.training import estimate_assumptions, train_with_snapshots
 from dglsim.train.simulated import batch_payload_bytes, train_simulated
 
-__all__ = ["cluster_times", "compute_model", "link_codecs", "pipeline_spec", "run_simulated"]
+__all__ = ["cluster_times", "compute_model", "link_codecs", "pipeline_spec", "run_simulated", "stopped_short", "updates_rows"]
 
 
 def cluster_times(cfg: RunConfig, net: DecoupledNet | None = None, *, machine: dict | None = None) -> ClusterTimes:
@@ -104,6 +104,18 @@ def _staleness_bound_rows(cfg: RunConfig, spec: PipelineSpec, base: list[float])
             for j in range(1, cfg.k)]
 
 
+def updates_rows(done: list[int], planned: int) -> list[dict]:
+    """Each module's updates and its budget. An async module with max_reuse stops short when its
+    producer is done and no item is left to reuse (simulated and real alike): these rows say so."""
+    return [{"module": j, "metric": "updates", "value": n} for j, n in enumerate(done)] + [{"metric": "planned_updates", "value": planned}]
+
+
+def stopped_short(rows: list[dict]) -> dict[int, int]:
+    """The modules of a run's rows that made fewer updates than planned: {module: updates}."""
+    planned = next((r["value"] for r in rows if r["metric"] == "planned_updates"), None)
+    return {r["module"]: r["value"] for r in rows if r["metric"] == "updates" and planned is not None and r["value"] < planned}
+
+
 def link_codecs(cfg: RunConfig) -> list[Codec] | None:
     """One codec per link, each with its own random stream drawn from the run's seed (the same in
     a simulated run and in the real ranks of dglsim.dist, which then encode alike)."""
@@ -135,6 +147,7 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
     rows.append({"metric": "makespan", "value": run.result.makespan})
     rows += [{"module": j, "metric": "buffer_bytes", "value": b} for j, b in enumerate(run.buffer_bytes)]
     rows += [{"module": j, "metric": "compute_time_s", "value": t} for j, t in enumerate(base)]
+    rows += updates_rows(run.result.updates, spec.steps)
     links = link_times(cfg.link, cfg.latency, cfg.bandwidth)[2]
     extra = {"cluster": cluster.as_dict() | {"links": links}, "compute_profile_s": base, "buffer_bytes": run.buffer_bytes, "item_bytes": run.item_bytes, "updates": run.result.updates,
              "makespan": run.result.makespan, "links": run.links}
