@@ -9,6 +9,8 @@ randomness and sampling costs one numpy call per block.
 - `Straggler`: with probability q a duration is multiplied by `factor`.
 - `Replay`: measured durations, in order (from a list or a file).
 - `Scaled`: any model times a factor (a slowed device).
+- `AtLeast`: any model, never below a floor (an injected delay cannot make a step faster than
+  its kernels).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from scipy import stats
 from dglsim.errors import InvalidArgument
 
 __all__ = [
-    "DelayModel", "Distribution", "Constant", "Straggler", "Replay", "Scaled",
+    "DelayModel", "Distribution", "Constant", "Straggler", "Replay", "Scaled", "AtLeast",
     "constant", "exponential", "gamma", "lognormal", "pareto", "delay_from_spec", "DelayStream",
 ]
 
@@ -216,6 +218,45 @@ class Replay(DelayModel):
             yield values
             if not self.cycle:
                 raise InvalidArgument(f"replay delay ran out after its {len(values)} values (set cycle = true to restart)")
+
+
+@dataclass(frozen=True)
+class AtLeast(DelayModel):
+    """max(floor, a draw of `base`)."""
+
+    base: DelayModel
+    floor: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.floor, bool) or not (isinstance(self.floor, (int, float)) and self.floor >= 0 and math.isfinite(self.floor)):
+            raise InvalidArgument(f"'floor' of AtLeast must be a finite real >= 0, got {self.floor!r}")
+
+    @property
+    def mean(self) -> float:
+        return _mean_at_least(self.base, float(self.floor))
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return np.maximum(self.base.sample(rng, size), self.floor)
+
+    def _blocks(self, rng: np.random.Generator, block: int) -> Iterator[np.ndarray]:
+        for values in self.base._blocks(rng, block):
+            yield np.maximum(values, self.floor)
+
+
+def _mean_at_least(model: DelayModel, c: float) -> float:
+    """E[max(c, X)] for X ~ model, exactly: c + E[(X - c)+], by the model's structure."""
+    if isinstance(model, Constant):
+        return max(c, float(model.value))
+    if isinstance(model, Scaled):  # max(c, aX) = a max(c/a, X)
+        return model.factor * _mean_at_least(model.base, c / model.factor)
+    if isinstance(model, Straggler):  # a mixture of X and factor * X
+        return (1 - model.q) * _mean_at_least(model.base, c) + model.q * model.factor * _mean_at_least(model.base, c / model.factor)
+    if isinstance(model, Replay):
+        return float(np.maximum(np.asarray(model.values, dtype=float), c).mean())
+    if isinstance(model, AtLeast):
+        return _mean_at_least(model.base, max(c, float(model.floor)))
+    frozen = model.frozen  # Distribution: c P(X <= c) + E[X; X > c]
+    return float(c * frozen.cdf(c) + frozen.expect(lambda x: x, lb=c))
 
 
 def constant(mean: float) -> Constant:

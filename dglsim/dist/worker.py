@@ -18,8 +18,9 @@ module, updates and trace go to the last rank, which evaluates the whole network
 and writes the results, the merged trace and the final parameters; a rank that stops early
 keeps its partial trace (dglsim.dist.lifeline).
 
-Injected delays: each step of rank j is stretched to (its measured time) x (a draw of the
-run's delay family with mean 1) x (the slowdown, on the slowed rank), by sleeping.
+Injected delays: each step of rank j is stretched to (its measured time) x max(1, a draw of the
+run's delay family with mean 1 x the slowdown on the slowed rank), by sleeping: sleep can
+lengthen a step, never shorten it (dglsim.dist.calibrate models the same).
 """
 
 from __future__ import annotations

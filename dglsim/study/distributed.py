@@ -29,7 +29,7 @@ from dglsim.sim.metrics import summarize_trace
 from dglsim.sim.trace import Trace
 from dglsim.study.config import RunConfig
 from dglsim.study.execute import run_data
-from dglsim.study.simulated import link_codecs
+from dglsim.study.simulated import compute_model, link_codecs
 from dglsim.train.simulated import train_simulated
 
 __all__ = ["run_distributed", "sync_capacity", "trace_quantities"]
@@ -70,7 +70,8 @@ def run_distributed(cfg: RunConfig, progress=None) -> tuple[list[dict], dict]:
     test = BatchLoader(test_set, 500, shuffle=False, augment=False)
     slowdown = tuple(cfg.slowdown if j == cfg.slowed else 1.0 for j in range(cfg.k))
     spec = calibrated_spec(calibration, mode=cfg.pipeline, steps=tcfg.epochs * len(train), seed=cfg.seed,
-                           capacity=sync_capacity(cfg.in_flight) if cfg.pipeline == "sync" else cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse, slowdown=slowdown)
+                           capacity=sync_capacity(cfg.in_flight) if cfg.pipeline == "sync" else cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse, slowdown=slowdown,
+                           delay=compute_model(cfg, 1.0))  # the family the ranks inject
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each rank: the same kernels, so sync runs match update for update
     try:

@@ -121,7 +121,6 @@ def test_a_killed_rank_is_noticed_at_once_named_first_and_the_others_keep_their_
     code, err = run.finish()
     assert time.monotonic() - started < NOTICE_S  # not the 60 s timeout
     assert code == 1, err
-    assert "error: rank 0: rank 1 died before finishing (its connection closed)" in err, err
     assert "error: rank 1 failed first: killed by SIGKILL; then ranks 0 stopped" in err, err
     assert _partial_trace(run.out, 0) > 0 and not (run.out / "rank1.trace.csv").exists()  # a killed rank writes nothing
     assert json.loads((run.out / "rank0.error.json").read_text())["blames"] == 1
