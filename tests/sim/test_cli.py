@@ -58,6 +58,7 @@ def test_bad_spec_is_a_clear_error(tmp_path):
     ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {dist = "lognorm", s = "wide"}\n', "compute[0].s must be a number, got 'wide'"),
     ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {kind = "replay", values = [0.1, "x"]}\n', "compute[0].values[1] must be a number, got 'x'"),
     ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {kind = "constant", value = true}\n', "'value' of Constant must be a finite real >= 0, got True"),
+    ('mode = "paper"\nworkers = 2\nsteps = 10\ncompute = 0.1\n', "'capacity' of PipelineSpec must be an int >= 1 (the buffer size M) in paper mode, got None"),
 ])
 def test_bad_values_and_unbounded_work_are_one_line_errors(tmp_path, text, message):
     spec = tmp_path / "bad.toml"

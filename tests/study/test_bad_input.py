@@ -45,6 +45,7 @@ CASES = [
     (GOOD, ["--set", "batch_size=50"], "'batch_size' of RunConfig must be <= the 20 training images"),
     (GOOD.replace('method = ["dgl"]', 'method = ["simulated"]'), ["--set", "quant=vq", "--set", "groups=3"], "'groups' of RunConfig must divide the 8 channels of link 0"),
     (GOOD, ["--set", "input_shape=[3, 64, 64]"], "'input_shape' of RunConfig must match the cifar10 images"),
+    (GOOD, ["--set", "classes=5"], "'classes' of RunConfig must be the 10 classes of cifar10, got 5"),
     (GOOD, ["--set", "seed=1", "--seeds", "2"], "'seed' and '--seeds' must not both be given"),
     (GOOD, ["--set", "seed=[1, 1]"], "'seed' must be an int >= 0 or a list of distinct ones"),
     # declared limits on work (dglsim.limits)
@@ -120,3 +121,20 @@ def test_allow_large_lifts_the_limits(studies, monkeypatch):
 
 def test_a_loaded_study_keeps_its_name():
     assert load_study("delay_sweep").name == "delay_sweep"  # not the name of one of its profiles
+
+
+@pytest.mark.data
+def test_a_simulated_run_that_stops_short_under_max_reuse_says_so(studies, tmp_path, capsys, cifar10):
+    """Module 1 three times slower, a buffer of one item used at most once: the producer
+    overwrites items module 1 never took, so module 1 runs out once module 0 is done. The run is
+    a result (the real ranks end the same way), stored with its updates and announced."""
+    from dglsim.study.simulated import stopped_short
+
+    (studies / "tiny.toml").write_text(GOOD.replace('method = ["dgl"]', 'method = ["simulated"]'))
+    out = tmp_path / "out"
+    args = ["--set", "pipeline=async", "--set", "buffer=1", "--set", "max_reuse=1", "--set", "slowdown=3.0", "--set", "epochs=3"]
+    assert main(["tiny", "--out", str(out), "--no-progress", *args]) == 0
+    rows = ResultsStore(out / "results.sqlite").results()[["metric", "module", "value"]].to_dict("records")
+    short = stopped_short(rows)
+    assert list(short) == [1] and short[1] < 3 * 2  # 3 epochs of 2 batches planned
+    assert f"stopped short of its 3 epochs on module(s) 1 ({int(short[1])} updates)" in capsys.readouterr().err
