@@ -1,5 +1,5 @@
 """Allocator settings for CPU training, side by side: glibc's malloc as it comes, glibc with the
-tunables dglsim sets (`dglsim.study.allocator.GLIBC_TUNABLES`), and tcmalloc where installed.
+tunables dglsim sets (`dglsim.allocator.GLIBC_TUNABLES`), and tcmalloc where installed.
 
 Each round runs every variant once, in a fresh child process, in an order that rotates from
 round to round; a child makes `--steps` DGL steps (every module's local step on its input) of
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dglsim.study.allocator import GLIBC_TUNABLES, find_tcmalloc  # noqa: E402
+from dglsim.allocator import GLIBC_TUNABLES, find_tcmalloc  # noqa: E402
 
 CHILD = """
 import sys, torch

@@ -32,7 +32,7 @@ def main() -> None:
 
     from dglsim.data import BatchLoader, LossyDataWarning, load_cifar10
     from dglsim.models import NetworkSpec, build_network
-    from dglsim.study.provenance import provenance
+    from dglsim.recipe.provenance import provenance
     from dglsim.train import OptimConfig, dgl_step
 
     with warnings.catch_warnings():
@@ -64,7 +64,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from dglsim.study.allocator import reexec_with_allocator
+    from dglsim.allocator import reexec_with_allocator
 
     reexec_with_allocator(sys.argv)
     main()

@@ -1,7 +1,7 @@
 """Real multi-process DGL against one process, side by side, and gloo's point-to-point bandwidth.
 
 Each round runs, in alternating order:
-- K ranks (dglsim.dist, gloo, one thread each) training synchronous DGL;
+- K ranks (dglsim.ranks, gloo, one thread each) training synchronous DGL;
 - one process with one thread running the same synchronous DGL sequentially (same network,
   data, seed and updates), timing each module's steps;
 - one process with two threads (intra-op parallelism) running the same.
@@ -45,7 +45,7 @@ def _single_process(cfg, threads: int) -> tuple[float, list[float]]:
 
     from dglsim.data import BatchLoader
     from dglsim.models import build_network
-    from dglsim.study.execute import run_data
+    from dglsim.recipe.data import run_data
     from dglsim.train.optim import set_lr
     from dglsim.train.steps import local_step
 
@@ -71,7 +71,7 @@ def _single_process(cfg, threads: int) -> tuple[float, list[float]]:
 
 
 def _ranks(cfg, tmp: Path) -> float:
-    from dglsim.dist.run import run_real
+    from dglsim.ranks.run import run_real
 
     real = run_real(cfg, tmp, threads=1)
     trace, per_epoch = real.trace.to_array(), len(real.results["updates"]["0"]["loss"]) // cfg.epochs
@@ -116,7 +116,7 @@ def bandwidth(reps: int = 10) -> dict:
     import numpy as np
     import torch.multiprocessing as mp
 
-    from dglsim.dist.launch import free_port
+    from dglsim.ranks.launch import free_port
 
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
@@ -145,8 +145,8 @@ def main() -> None:
     import warnings
 
     from dglsim.data import LossyDataWarning
-    from dglsim.study.config import RunConfig
-    from dglsim.study.provenance import provenance
+    from dglsim.recipe.config import RunConfig
+    from dglsim.recipe.provenance import provenance
 
     warnings.simplefilter("ignore", LossyDataWarning)
     # The paper's network in K modules, 1,000 CIFAR-10 images, batches of 128, 3 epochs.
@@ -181,7 +181,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from dglsim.study.allocator import reexec_with_allocator
+    from dglsim.allocator import reexec_with_allocator
 
     reexec_with_allocator([__file__, *sys.argv[1:]])
     main()

@@ -43,7 +43,7 @@ def main() -> None:
     from dglsim.data import BatchLoader, LossyDataWarning, balanced_subset, load_cifar10
     from dglsim.models import NetworkSpec, build_network
     from dglsim.quant import Codec, QuantConfig, VQConfig
-    from dglsim.study.provenance import provenance
+    from dglsim.recipe.provenance import provenance
     from dglsim.train import OptimConfig, local_step
 
     torch.set_num_threads(args.threads)
@@ -92,7 +92,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from dglsim.study.allocator import reexec_with_allocator
+    from dglsim.allocator import reexec_with_allocator
 
     reexec_with_allocator(sys.argv)
     main()

@@ -35,8 +35,8 @@ def main() -> None:
 
     from dglsim.data import BatchLoader, LossyDataWarning, balanced_subset, load_cifar10
     from dglsim.models import NetworkSpec, build_network
+    from dglsim.recipe.provenance import provenance
     from dglsim.sim import spec_from_dict
-    from dglsim.study.provenance import provenance
     from dglsim.train import OptimConfig, TrainConfig, local_step
     from dglsim.train.optim import set_lr
     from dglsim.train.simulated import train_simulated
@@ -95,7 +95,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from dglsim.study.allocator import reexec_with_allocator
+    from dglsim.allocator import reexec_with_allocator
 
     reexec_with_allocator(sys.argv)
     main()

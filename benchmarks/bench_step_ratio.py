@@ -30,7 +30,7 @@ def main() -> None:
     import torch
 
     from dglsim.models import NetworkSpec, build_network
-    from dglsim.study.provenance import provenance
+    from dglsim.recipe.provenance import provenance
     from dglsim.train import OptimConfig, backprop_step, dgl_step
 
     networks = {
@@ -57,7 +57,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from dglsim.study.allocator import reexec_with_allocator
+    from dglsim.allocator import reexec_with_allocator
 
     reexec_with_allocator(sys.argv)
     main()

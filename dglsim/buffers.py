@@ -23,11 +23,11 @@ Policies (the authors describe least_used; their code runs authors):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from dglsim.errors import InvalidArgument
+from dglsim.constraints import Constraint, int_at_least, one_of, optional, validate, validate_fields
 
 __all__ = ["Item", "ReplayBuffer", "Policy", "POLICIES", "make_policy"]
 
@@ -44,7 +44,6 @@ class Item:
 
 class Policy(ABC):
     name: str
-    needs_rng = False
 
     @abstractmethod
     def select(self, items: list[Item], rng: np.random.Generator | None, *, full: bool = False) -> int:
@@ -68,7 +67,6 @@ class Newest(Policy):
 
 class Uniform(Policy):
     name = "uniform"
-    needs_rng = True
 
     def select(self, items, rng, *, full=False):
         return int(rng.integers(len(items)))
@@ -99,18 +97,18 @@ POLICIES = {p.name: p for p in (Fifo(), Newest(), Uniform(), LeastUsed(), Author
 
 
 def make_policy(name: str) -> Policy:
-    if name not in POLICIES:
-        raise InvalidArgument(f"'policy' must be one of {list(POLICIES)}, got {name!r}")
+    validate("make_policy", "policy", name, one_of(tuple(POLICIES)))
     return POLICIES[name]
 
 
 class ReplayBuffer:
+    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {"capacity": int_at_least(1), "max_reuse": optional(int_at_least(1))}
+
     def __init__(self, capacity: int, policy: str | Policy = "least_used", *, max_reuse: int | None = None) -> None:
-        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
-            raise InvalidArgument(f"'capacity' of ReplayBuffer must be an int >= 1, got {capacity!r}")
-        if max_reuse is not None and (not isinstance(max_reuse, int) or isinstance(max_reuse, bool) or max_reuse < 1):
-            raise InvalidArgument(f"'max_reuse' of ReplayBuffer must be None or an int >= 1, got {max_reuse!r}")
         self.capacity, self.max_reuse = capacity, max_reuse
+        validate_fields(self, self.CONSTRAINTS)
+        if isinstance(policy, str):
+            validate("ReplayBuffer", "policy", policy, one_of(tuple(POLICIES)))
         self.policy = make_policy(policy) if isinstance(policy, str) else policy
         self.items: list[Item] = []  # oldest first
 

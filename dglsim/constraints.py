@@ -22,6 +22,7 @@ __all__ = [
     "int_at_least",
     "real_in",
     "positive_real",
+    "real_at_least",
     "one_of",
     "boolean",
     "int_tuple",
@@ -44,11 +45,21 @@ class Constraint:
 
 def validate(owner: str, name: str, value: Any, constraint: Constraint) -> None:
     if not constraint.holds(value):
-        raise InvalidArgument(f"{name!r} of {owner} must be {constraint.rule}, got {value!r}")
+        raise InvalidArgument(f"{name!r} of {owner} must be {constraint.rule}, got {_shown(value)}")
 
 
-def validate_fields(obj: Any, constraints: Mapping[str, Constraint]) -> None:
-    owner = type(obj).__name__
+def _shown(value: Any, limit: int = 200) -> str:
+    """The value as the message shows it: its repr, cut short for long sequences (a replayed trace)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value)} values)" if hasattr(value, "__len__") else ""
+    return text[:limit] + "..." + size
+
+
+def validate_fields(obj: Any, constraints: Mapping[str, Constraint], *, owner: str | None = None) -> None:
+    """Every field of `obj` against its rule; `owner` names it in messages (default: its class)."""
+    owner = owner or type(obj).__name__
     for name, constraint in constraints.items():
         validate(owner, name, getattr(obj, name), constraint)
 
@@ -67,6 +78,10 @@ def int_at_least(low: int) -> Constraint:
 
 def positive_real() -> Constraint:
     return Constraint("a finite real > 0", lambda v: _is_real(v) and v > 0, (0, -1.0, math.inf, math.nan, "1"))
+
+
+def real_at_least(low: float) -> Constraint:
+    return Constraint(f"a finite real >= {low:g}", lambda v: _is_real(v) and v >= low, (low - 1.0, math.inf, math.nan, "1", True))
 
 
 def real_in(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Constraint:
@@ -105,9 +120,10 @@ def int_tuple(*, low: int, increasing: bool = False) -> Constraint:
     return Constraint(rule, test, bad)
 
 
-def optional(inner: Constraint) -> Constraint:
+def optional(inner: Constraint, *, missing: str = "None") -> Constraint:
+    """`inner` or None; `missing` names None as the user writes it ("absent" for a TOML key)."""
     return Constraint(
-        f"None or {inner.rule}",
+        f"{missing} or {inner.rule}",
         lambda v: v is None or inner.test(v),
         tuple(e for e in inner.invalid_examples if e is not None),
     )

@@ -19,11 +19,12 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 from scipy import stats
 
+from dglsim.constraints import Constraint, boolean, positive_real, real_at_least, real_in, validate_fields
 from dglsim.errors import InvalidArgument
 
 __all__ = [
@@ -53,6 +54,14 @@ class DelayModel(ABC):
 
     def scaled(self, factor: float) -> "DelayModel":
         return self if factor == 1.0 else Scaled(self, factor)
+
+
+_MODEL = Constraint("a delay model", lambda v: isinstance(v, DelayModel), (1.0, "constant", None))
+
+
+def _durations(values: Any) -> bool:
+    return (isinstance(values, tuple) and len(values) > 0
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in values))
 
 
 class DelayStream:
@@ -88,9 +97,10 @@ class DelayStream:
 class Constant(DelayModel):
     value: float
 
+    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {"value": real_at_least(0)}
+
     def __post_init__(self) -> None:
-        if isinstance(self.value, bool) or not (isinstance(self.value, (int, float)) and self.value >= 0 and math.isfinite(self.value)):
-            raise InvalidArgument(f"'value' of Constant must be a finite real >= 0, got {self.value!r}")
+        validate_fields(self, self.CONSTRAINTS)
 
     @property
     def mean(self) -> float:
@@ -141,9 +151,10 @@ class Scaled(DelayModel):
     base: DelayModel
     factor: float
 
+    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {"base": _MODEL, "factor": positive_real()}
+
     def __post_init__(self) -> None:
-        if not (isinstance(self.factor, (int, float)) and self.factor > 0 and math.isfinite(self.factor)):
-            raise InvalidArgument(f"'factor' of Scaled must be a finite real > 0, got {self.factor!r}")
+        validate_fields(self, self.CONSTRAINTS)
 
     @property
     def mean(self) -> float:
@@ -165,11 +176,10 @@ class Straggler(DelayModel):
     q: float
     factor: float
 
+    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {"base": _MODEL, "q": real_in(0.0, 1.0), "factor": real_at_least(1)}
+
     def __post_init__(self) -> None:
-        if not (isinstance(self.q, (int, float)) and 0 <= self.q <= 1):
-            raise InvalidArgument(f"'q' of Straggler must be a real in [0, 1], got {self.q!r}")
-        if not (isinstance(self.factor, (int, float)) and self.factor >= 1 and math.isfinite(self.factor)):
-            raise InvalidArgument(f"'factor' of Straggler must be a finite real >= 1, got {self.factor!r}")
+        validate_fields(self, self.CONSTRAINTS)
 
     @property
     def mean(self) -> float:
@@ -191,10 +201,13 @@ class Replay(DelayModel):
     values: tuple[float, ...]
     cycle: bool = True
 
+    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
+        "values": Constraint("a non-empty tuple of finite reals >= 0", _durations, ((), (1.0, -0.5), (math.nan,), [1.0], ("x",), (True,))),
+        "cycle": boolean(),
+    }
+
     def __post_init__(self) -> None:
-        arr = np.asarray(self.values, dtype=float)
-        if arr.ndim != 1 or arr.size == 0 or not np.isfinite(arr).all() or (arr < 0).any():
-            raise InvalidArgument(f"'values' of Replay must be a non-empty list of finite reals >= 0, got {len(self.values)} values")
+        validate_fields(self, self.CONSTRAINTS)
 
     @classmethod
     def from_file(cls, path: str | Path, *, cycle: bool = True) -> "Replay":
@@ -227,9 +240,10 @@ class AtLeast(DelayModel):
     base: DelayModel
     floor: float
 
+    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {"base": _MODEL, "floor": real_at_least(0)}
+
     def __post_init__(self) -> None:
-        if isinstance(self.floor, bool) or not (isinstance(self.floor, (int, float)) and self.floor >= 0 and math.isfinite(self.floor)):
-            raise InvalidArgument(f"'floor' of AtLeast must be a finite real >= 0, got {self.floor!r}")
+        validate_fields(self, self.CONSTRAINTS)
 
     @property
     def mean(self) -> float:

@@ -77,7 +77,7 @@ def test_fifo_with_single_use_is_a_bounded_deque():
 @pytest.mark.parametrize(("kwargs", "match"), [
     (dict(capacity=0), "'capacity' of ReplayBuffer must be an int >= 1, got 0"),
     (dict(capacity=2, max_reuse=0), "'max_reuse' of ReplayBuffer must be None or an int >= 1, got 0"),
-    (dict(capacity=2, policy="lifo"), "'policy' must be one of"),
+    (dict(capacity=2, policy="lifo"), "'policy' of ReplayBuffer must be one of"),
 ])
 def test_bad_buffers_are_rejected(kwargs, match):
     with pytest.raises(InvalidArgument, match=match):

@@ -76,9 +76,9 @@ def test_streams_are_reproducible_scaling_is_exact_and_take_equals_calls():
     ({"kind": "gamma", "mean": 1.0}, "missing \\['cv'\\]"),
     ({"kind": "gamma", "mean": -1.0, "cv": 0.5}, "'mean' of gamma delay must be a finite real > 0, got -1.0"),
     ({"kind": "constant", "value": 1.0, "extra": 2}, "unknown \\['extra'\\]"),
-    ({"kind": "straggler", "base": 1.0, "q": 1.5, "factor": 3}, "'q' of Straggler must be a real in \\[0, 1\\], got 1.5"),
+    ({"kind": "straggler", "base": 1.0, "q": 1.5, "factor": 3}, "'q' of Straggler must be a real in \\[0.0, 1.0\\], got 1.5"),
     ({"kind": "straggler", "base": 1.0, "q": 0.1, "factor": 0.5}, "'factor' of Straggler must be a finite real >= 1"),
-    ({"kind": "replay", "values": [1.0, -2.0]}, "'values' of Replay must be a non-empty list of finite reals >= 0"),
+    ({"kind": "replay", "values": [1.0, -2.0]}, "'values' of Replay must be a non-empty tuple of finite reals >= 0, got \\(1.0, -2.0\\)"),
     ({"kind": "replay"}, "exactly one of 'values' or 'file'"),
     ("fast", "'compute' must be a number or a delay table"),
 ])

@@ -1,5 +1,5 @@
 """The deterministic discrete-event core (no torch)."""
 
-from dglsim.engine.core import LATE, NORMAL, URGENT, Environment, Signal
+from dglsim.engine.core import LATE, NORMAL, URGENT, Environment
 
-__all__ = ["Environment", "LATE", "NORMAL", "Signal", "URGENT"]
+__all__ = ["Environment", "LATE", "NORMAL", "URGENT"]

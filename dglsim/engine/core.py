@@ -1,13 +1,10 @@
-"""A deterministic discrete-event core: a clock, an event heap and generator processes.
+"""A deterministic discrete-event core: a clock and an event heap of callbacks.
 
-Events are ordered by (time, priority, sequence number): simultaneous events run by priority,
-then in the order they were scheduled, so a seeded model gives the same event sequence on
-every run. No torch, no global randomness.
-
-Two ways to write a model:
-- callbacks: `env.schedule(delay, fn, *args)` runs `fn(*args)` at `now + delay` (fastest);
-- processes: `env.process(gen)` runs a generator that yields a delay (float, to wait that
-  long) or a `Signal` (to wait until it fires); the value of a fired signal is sent back.
+`env.schedule(delay, fn, *args)` runs `fn(*args)` at `now + delay`. Events are ordered by
+(time, priority, sequence number): simultaneous events run by priority, then in the order they
+were scheduled, so a seeded model gives the same event sequence on every run. No torch, no
+global randomness. (Callbacks, not generator processes: one heap push per event is the
+simulator's hot path; an independent process-based model lives in the SimPy reference tests.)
 """
 
 from __future__ import annotations
@@ -15,31 +12,13 @@ from __future__ import annotations
 import itertools
 import math
 from heapq import heappop, heappush
-from typing import Any, Callable, Generator
+from typing import Any, Callable
 
 from dglsim.errors import InvalidArgument
 
-__all__ = ["Environment", "Signal", "URGENT", "NORMAL", "LATE"]
+__all__ = ["Environment", "URGENT", "NORMAL", "LATE"]
 
 URGENT, NORMAL, LATE = 0, 1, 2
-
-
-class Signal:
-    """A one-shot event processes can wait on; `fire(value)` resumes all waiters (in wait order)."""
-
-    __slots__ = ("env", "fired", "value", "_waiters")
-
-    def __init__(self, env: "Environment") -> None:
-        self.env, self.fired, self.value = env, False, None
-        self._waiters: list[Generator] = []
-
-    def fire(self, value: Any = None, *, priority: int = URGENT) -> None:
-        if self.fired:
-            raise InvalidArgument("a Signal fires once; this one has already fired")
-        self.fired, self.value = True, value
-        for gen in self._waiters:
-            self.env.schedule(0.0, self.env._resume, gen, value, priority=priority)
-        self._waiters.clear()
 
 
 class Environment:
@@ -63,26 +42,6 @@ class Environment:
         if not time >= self.now:
             raise InvalidArgument(f"'time' of Environment.schedule_at must be >= now ({self.now!r}), got {time!r}")
         heappush(self._heap, (time, priority, self._next_seq(), fn, args))
-
-    def signal(self) -> Signal:
-        return Signal(self)
-
-    def process(self, gen: Generator) -> None:
-        """Start a generator process now (after events already scheduled for now)."""
-        self.schedule(0.0, self._resume, gen, None)
-
-    def _resume(self, gen: Generator, value: Any) -> None:
-        try:
-            command = gen.send(value)
-        except StopIteration:
-            return
-        if isinstance(command, Signal):
-            if command.fired:
-                self.schedule(0.0, self._resume, gen, command.value, priority=URGENT)
-            else:
-                command._waiters.append(gen)
-        else:
-            self.schedule(float(command), self._resume, gen, None)
 
     def peek(self) -> float:
         """Time of the next event (inf when none)."""

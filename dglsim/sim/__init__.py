@@ -3,8 +3,9 @@
 from dglsim.sim.fastpath import FastResult, sync_fast
 from dglsim.sim.metrics import summarize_trace
 from dglsim.sim.paper import paper_probabilities, simulate_paper
-from dglsim.sim.pipeline import Compute, SimResult, simulate
+from dglsim.sim.simulate import simulate
 from dglsim.sim.spec import MODES, PipelineSpec, load_spec, spec_from_dict
+from dglsim.sim.streams import Compute, SimResult
 from dglsim.sim.trace import ACTIONS, Row, Trace, TraceError, format_row, parse_row
 
 __all__ = [

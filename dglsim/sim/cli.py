@@ -17,7 +17,7 @@ from pathlib import Path
 from dglsim.errors import InvalidArgument
 from dglsim.limits import ENV_VAR
 from dglsim.sim.metrics import summarize_trace
-from dglsim.sim.pipeline import simulate
+from dglsim.sim.simulate import simulate
 from dglsim.sim.spec import load_spec
 
 

@@ -10,7 +10,7 @@ With no blocking, departures follow the max-plus recurrence (items i in order, w
 With C = cumsum(S), depart_i - C_i = max(arrive_i - C_{i-1}, depart_{i-1} - C_{i-1}), so
 depart = C + running_max(arrive - C_shifted): one numpy scan per worker (and one per link)
 instead of a Python event per service. It draws the same random streams in the same order as the event engine and
-agrees with it to float rounding (tests/sim/test_fastpath.py).
+agrees with it to float rounding (tests/sim/test_modes.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dglsim.errors import InvalidArgument
-from dglsim.sim.pipeline import worker_streams
 from dglsim.sim.spec import PipelineSpec
+from dglsim.sim.streams import worker_streams
 
 __all__ = ["sync_fast", "FastResult"]
 

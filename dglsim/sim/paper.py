@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from dglsim.buffers import Item, ReplayBuffer, make_policy
-from dglsim.sim.pipeline import Compute, Periodic, SimResult, Size, worker_streams
 from dglsim.sim.spec import PipelineSpec
+from dglsim.sim.streams import Compute, Periodic, SimResult, Size, worker_streams
 from dglsim.sim.trace import Trace
 
 __all__ = ["simulate_paper", "paper_probabilities"]
@@ -33,10 +33,11 @@ def paper_probabilities(spec: PipelineSpec) -> np.ndarray:
 
 
 def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None, forward: Compute | None = None,
-                   every: Periodic | None = None, size: Size | None = None) -> SimResult:
+                   every_steps: Periodic | None = None, size: Size | None = None) -> SimResult:
     """`compute(j, item)` runs an update and returns the output payload; `forward(j, item)` runs
     a finished module's forward pass only; `size(j, payload)` gives the bytes the trace records
-    (there are no link times in this mode)."""
+    (there are no link times in this mode); `every_steps = (n, callback)` calls callback(step)
+    each time the global step count passes a multiple of n (n may be fractional)."""
     k = spec.k
     streams = worker_streams(spec)
     policy = make_policy(spec.policy)
@@ -93,8 +94,8 @@ def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None, forwar
         for j in np.searchsorted(cumulative, rng.random(1024), side="right").tolist():  # picks drawn in blocks
             step(t, j)
             t += 1
-            if every is not None and t % every[0] < 1:
-                every[1](float(t))
+            if every_steps is not None and t % every_steps[0] < 1:
+                every_steps[1](float(t))
             if not unfinished[0]:
                 break
     return SimResult(spec, trace, list(version), float(t), t)

@@ -20,65 +20,22 @@ its return value is the payload of the output item sent on. The simulator knows 
 `size(worker, payload) -> bytes`, when given, is the size of each item sent (an encoded
 activation whose size varies, e.g. when it carries a codebook); otherwise the spec's
 payload_bytes of the link.
-`every = (interval, callback)` calls callback(now) at each multiple of `interval` of simulated
+`every = (seconds, callback)` calls callback(now) at each multiple of `seconds` of simulated
 time while the run goes on (training uses it to evaluate).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any
 
 from dglsim.buffers import Item, ReplayBuffer, make_policy
-from dglsim.delays import DelayStream
 from dglsim.engine import Environment
 from dglsim.sim.spec import PipelineSpec
+from dglsim.sim.streams import Compute, Periodic, SimResult, Size, worker_streams
 from dglsim.sim.trace import Trace
 
-__all__ = ["simulate", "SimResult", "Compute", "worker_streams"]
-
-Compute = Callable[[int, Item], Any]
-Size = Callable[[int, Any], int]
-
-
-@dataclass
-class SimResult:
-    spec: PipelineSpec
-    trace: Trace
-    updates: list[int]  # updates done per worker
-    makespan: float
-    events: int  # engine events processed
-
-
-@dataclass(frozen=True)
-class WorkerStreams:
-    compute: list[DelayStream]
-    latency: list[DelayStream]
-    policy: list[np.random.Generator]
-    arrival: DelayStream | None
-    scheduler: np.random.Generator  # paper mode's choice of module
-
-
-def worker_streams(spec: PipelineSpec) -> WorkerStreams:
-    """Independent random streams per worker, link and policy, spawned from the spec's seed in a
-    fixed layout, so each stream is the same whatever the mode or the other streams do."""
-    k = spec.k
-    seeds = np.random.SeedSequence(spec.seed).spawn(3 * k + 2)
-    rng = [np.random.default_rng(s) for s in seeds]
-    return WorkerStreams(
-        compute=[spec.compute_model(j).stream(rng[j]) for j in range(k)],
-        latency=[spec.link_delay(j)[0].stream(rng[k + j]) for j in range(k - 1)],
-        policy=rng[2 * k : 3 * k],
-        arrival=spec.arrival.stream(rng[3 * k]) if spec.arrival is not None else None,
-        scheduler=rng[3 * k + 1],
-    )
-
-
-Periodic = tuple[float, Callable[[float], None]]
-
+__all__ = ["run_pipeline"]
 
 class _Pipeline:
     def __init__(self, spec: PipelineSpec, compute: Compute | None, every: Periodic | None, size: Size | None = None) -> None:
@@ -210,16 +167,6 @@ class _Pipeline:
         return SimResult(self.spec, self.trace, list(self.version), makespan, self.env.processed)
 
 
-def simulate(spec: PipelineSpec, *, compute: Compute | None = None, forward: Compute | None = None,
-             every: Periodic | None = None, size: Size | None = None) -> SimResult:
-    """Run `spec`: sync and async modes on the event engine, paper mode in `dglsim.sim.paper`
-    (where `forward` serves modules past their budget and `every` counts global steps)."""
-    if every is not None and not every[0] > 0:
-        from dglsim.errors import InvalidArgument
-
-        raise InvalidArgument(f"'every' interval of simulate must be > 0, got {every[0]!r}")
-    if spec.mode == "paper":
-        from dglsim.sim.paper import simulate_paper
-
-        return simulate_paper(spec, compute=compute, forward=forward, every=every, size=size)
+def run_pipeline(spec: PipelineSpec, *, compute: Compute | None = None, every: Periodic | None = None, size: Size | None = None) -> SimResult:
+    """Run a sync or async `spec` on the event engine; `every = (seconds, callback)`."""
     return _Pipeline(spec, compute, every, size).run()

@@ -22,9 +22,10 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dglsim.buffers import POLICIES
+from dglsim.constraints import Constraint, int_at_least, one_of, optional, validate_fields
 from dglsim.delays import Constant, DelayModel, delay_from_spec
 from dglsim.errors import InvalidArgument
 from dglsim.limits import check_limit, check_memory
@@ -59,21 +60,21 @@ class PipelineSpec:
     payload_bytes: tuple[int, ...] | None = None
     arrival: DelayModel | None = None
 
+    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
+        "mode": one_of(MODES),
+        "workers": int_at_least(1),
+        "steps": int_at_least(1),
+        "seed": int_at_least(0),
+        "capacity": optional(int_at_least(1), missing="absent"),
+        "policy": one_of(tuple(POLICIES)),
+        "max_reuse": optional(int_at_least(1), missing="absent"),
+        "bandwidth": Constraint("a real > 0 (bytes/s; inf: no limit)", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+                                (0, -1.0, math.nan, "fast", True)),
+    }
+
     def __post_init__(self) -> None:
         k = self.workers
-        rules = [
-            ("mode", self.mode in MODES, f"one of {list(MODES)}"),
-            ("workers", _int(k) and k >= 1, "an int >= 1"),
-            ("steps", _int(self.steps) and self.steps >= 1, "an int >= 1"),
-            ("seed", _int(self.seed) and self.seed >= 0, "an int >= 0"),
-            ("capacity", self.capacity is None or (_int(self.capacity) and self.capacity >= 1), "absent or an int >= 1"),
-            ("policy", self.policy in POLICIES, f"one of {list(POLICIES)}"),
-            ("max_reuse", self.max_reuse is None or (_int(self.max_reuse) and self.max_reuse >= 1), "absent or an int >= 1"),
-            ("bandwidth", isinstance(self.bandwidth, (int, float)) and self.bandwidth > 0, "a real > 0 (bytes/s)"),
-        ]
-        for name, ok, rule in rules:
-            if not ok:
-                raise InvalidArgument(f"{name!r} of PipelineSpec must be {rule}, got {getattr(self, name)!r}")
+        validate_fields(self, self.CONSTRAINTS)
         check_limit("workers", k, "'workers' of PipelineSpec")
         check_limit("updates", self.steps, "'steps' of PipelineSpec")
         check_memory(TRACE_ROW_BYTES * ROWS_PER_UPDATE * k * self.steps, "its trace", "'steps' x 'workers' of PipelineSpec")

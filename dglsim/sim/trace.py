@@ -103,7 +103,7 @@ class Trace:
 
     @classmethod
     def from_csv(cls, path: str | Path) -> "Trace":
-        """A trace written by `to_csv` (by the simulator or by real ranks, dglsim.dist)."""
+        """A trace written by `to_csv` (by the simulator or by real ranks, dglsim.ranks)."""
         types = [float, int, str, int, int, int, float, int, int, int]
         with open(path, newline="") as f:
             reader = csv.reader(f)

@@ -1,6 +1,6 @@
 import sys
 
-from dglsim.study.allocator import reexec_with_allocator
+from dglsim.allocator import reexec_with_allocator
 
 if __name__ == "__main__":
     reexec_with_allocator(["-m", "dglsim.study", *sys.argv[1:]])

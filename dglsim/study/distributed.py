@@ -2,7 +2,7 @@
 twin, side by side (the sim_vs_real study).
 
 1. A profiling run: the same network and data for one epoch, no injected delay. The simulator's
-   per-module compute and per-link transfer models are fitted on its trace (dglsim.dist.calibrate).
+   per-module compute and per-link transfer models are fitted on its trace (dglsim.ranks.calibrate).
 2. The real run of the config (K local ranks, one thread each).
 3. The calibrated simulation of the same config, with the real updates (train_simulated), so
    that accuracy is predicted along with time.
@@ -21,15 +21,15 @@ from pathlib import Path
 
 import torch
 
-from dglsim.data.loader import BatchLoader
-from dglsim.dist.calibrate import calibrated_spec, fit_calibration
-from dglsim.dist.run import run_real
 from dglsim.models import build_network
+from dglsim.ranks.calibrate import calibrated_spec, fit_calibration
+from dglsim.ranks.run import run_real
+from dglsim.recipe.cluster import compute_model, slowdowns
+from dglsim.recipe.codecs import link_codecs
+from dglsim.recipe.config import RunConfig
+from dglsim.recipe.data import run_data, test_loader, train_loader
 from dglsim.sim.metrics import summarize_trace
 from dglsim.sim.trace import Trace
-from dglsim.study.config import RunConfig
-from dglsim.study.execute import run_data
-from dglsim.study.simulated import compute_model, link_codecs
 from dglsim.train.simulated import train_simulated
 
 __all__ = ["run_distributed", "sync_capacity", "trace_quantities"]
@@ -50,7 +50,7 @@ def trace_quantities(trace: Trace, k: int, epochs: int) -> list[dict]:
 
 def sync_capacity(in_flight: int) -> int:
     """Items a real sync consumer can be behind its producer: `in_flight` queued, one held by the
-    receiver thread waiting for room, `in_flight` outstanding sends (dglsim.dist.worker). The
+    receiver thread waiting for room, `in_flight` outstanding sends (dglsim.ranks.worker). The
     simulated twin's queue holds as many."""
     return 2 * in_flight + 1
 
@@ -66,11 +66,9 @@ def run_distributed(cfg: RunConfig, progress=None) -> tuple[list[dict], dict]:
         progress(cfg.k * len(real.results["updates"]["0"]["loss"]))  # the real run's updates
     train_set, test_set = run_data(cfg)
     net = build_network(cfg.network_spec(), seed=cfg.seed)
-    train = BatchLoader(train_set, tcfg.batch_size, shuffle=True, augment=cfg.augment, seed=cfg.seed, drop_last=True)
-    test = BatchLoader(test_set, 500, shuffle=False, augment=False)
-    slowdown = tuple(cfg.slowdown if j == cfg.slowed else 1.0 for j in range(cfg.k))
+    train, test = train_loader(cfg, train_set), test_loader(test_set)
     spec = calibrated_spec(calibration, mode=cfg.pipeline, steps=tcfg.epochs * len(train), seed=cfg.seed,
-                           capacity=sync_capacity(cfg.in_flight) if cfg.pipeline == "sync" else cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse, slowdown=slowdown,
+                           capacity=sync_capacity(cfg.in_flight) if cfg.pipeline == "sync" else cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse, slowdown=slowdowns(cfg),
                            delay=compute_model(cfg, 1.0))  # the family the ranks inject
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each rank: the same kernels, so sync runs match update for update

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dglsim.errors import InvalidArgument
 from dglsim.limits import check_limit, check_memory
 from dglsim.models import build_network, workloads
-from dglsim.study.config import RunConfig
+from dglsim.recipe.config import RunConfig
 
 __all__ = ["check_runs", "DATASET_SHAPES"]
 

@@ -16,7 +16,7 @@ import json
 import os
 
 from dglsim.models import build_network
-from dglsim.study.config import RunConfig
+from dglsim.recipe.config import RunConfig
 from dglsim.study.store import ResultsStore
 from dglsim.train.simulated import profile_modules
 
@@ -43,8 +43,8 @@ def machine_load() -> float | None:
 def resolve_compute_times(runs: list[RunConfig], store: ResultsStore, *, log=print) -> tuple[list[RunConfig], list[dict]]:
     """(`runs` with every profile-cluster run's times filled in from a stored or new profile,
     the profiles used: seconds, network, machine and load)."""
-    from dglsim.study.execute import resolve_device
-    from dglsim.study.provenance import device_name
+    from dglsim.recipe.device import resolve_device
+    from dglsim.recipe.provenance import device_name
 
     resolved, used = [], {}
     for cfg in runs:

@@ -17,12 +17,14 @@ from tqdm import tqdm
 from dglsim.cluster import link_times
 from dglsim.errors import InvalidArgument
 from dglsim.lifetime import die_with_parent
-from dglsim.study.config import RunConfig, StudySpec, merge_axes
+from dglsim.recipe.cluster import cluster_times
+from dglsim.recipe.config import RunConfig
+from dglsim.recipe.rows import stopped_short
+from dglsim.study.config import StudySpec, merge_axes
 from dglsim.study.execute import execute_run
 from dglsim.study.preflight import check_runs
 from dglsim.study.profiles import resolve_compute_times
 from dglsim.study.reports import write_report
-from dglsim.study.simulated import cluster_times, stopped_short
 from dglsim.study.store import ResultsStore, driver_lock
 
 __all__ = ["StudyOutcome", "run_study", "caption_for"]
@@ -76,7 +78,7 @@ def _threads(jobs: int) -> int:
 def execution_settings(runs: list[RunConfig], jobs: int) -> dict:
     """What changes a run's numbers beyond its config: torch's thread count (the order of
     floating-point sums), the devices, the dtype, and whether deterministic algorithms are on."""
-    from dglsim.study.execute import resolve_device
+    from dglsim.recipe.device import resolve_device
 
     return {"torch_threads": _threads(jobs), "devices": sorted({str(resolve_device(r.device)) for r in runs}), "dtype": "float32",
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}

@@ -186,7 +186,8 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
         if observe is not None:
             observe(t, list(done))
 
-    result = simulate(spec, compute=compute, forward=forward, every=(eval_interval, evaluate_now) if eval_interval else None, size=size)
+    period = (eval_interval, evaluate_now) if eval_interval else None
+    result = simulate(spec, compute=compute, forward=forward, size=size, **{"every_steps" if spec.mode == "paper" else "every": period})
     if not rows or rows[-1]["time"] != result.makespan:  # the end of the run is always evaluated, once
         evaluate_now(result.makespan)
     rows.sort(key=lambda r: r["time"])

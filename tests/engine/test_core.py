@@ -19,29 +19,6 @@ def test_events_run_by_time_then_priority_then_schedule_order():
     assert env.now == 2.0 and env.processed == 5
 
 
-def test_processes_wait_on_delays_and_signals():
-    env = Environment()
-    log = []
-    ready = env.signal()
-
-    def producer():
-        yield 1.5
-        ready.fire("payload")
-        log.append(("fired", env.now))
-
-    def consumer(name):
-        value = yield ready
-        log.append((name, env.now, value))
-        yield 0.5
-        log.append((name + " done", env.now))
-
-    env.process(consumer("a"))
-    env.process(producer())
-    env.process(consumer("b"))
-    env.run()
-    assert log == [("fired", 1.5), ("a", 1.5, "payload"), ("b", 1.5, "payload"), ("a done", 2.0), ("b done", 2.0)]
-
-
 def test_run_until_stops_the_clock_there():
     env = Environment()
     log = []
@@ -59,11 +36,7 @@ def test_negative_or_nan_delay_is_rejected(delay):
         Environment().schedule(delay, print)
 
 
-def test_schedule_at_rejects_the_past_and_a_signal_fires_once():
+def test_schedule_at_rejects_the_past():
     env = Environment(start=5.0)
     with pytest.raises(InvalidArgument, match="must be >= now"):
         env.schedule_at(4.0, print)
-    s = env.signal()
-    s.fire()
-    with pytest.raises(InvalidArgument, match="fires once"):
-        s.fire()

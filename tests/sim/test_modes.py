@@ -144,9 +144,17 @@ def test_periodic_callback_runs_at_each_interval_while_the_run_goes_on(mode):
     calls = []
     spec = _spec(mode, capacity=3, steps=500)
     interval = 50.0 if mode == "paper" else 0.5
-    result = simulate(spec, every=(interval, calls.append))
+    period = {"every_steps" if mode == "paper" else "every": (interval, calls.append)}  # global steps or seconds
+    result = simulate(spec, **period)
     assert calls and calls == [pytest.approx(interval * (i + 1)) for i in range(len(calls))]
     assert calls[-1] <= result.makespan + interval
+
+
+@pytest.mark.parametrize(("mode", "wrong"), [("paper", "every"), ("sync", "every_steps"), ("async", "every_steps")])
+def test_a_period_in_the_other_modes_clock_is_refused(mode, wrong):
+    """Seconds and global steps never share a parameter: each mode refuses the other's."""
+    with pytest.raises(InvalidArgument, match=f"'{wrong}' of simulate"):
+        simulate(_spec(mode, capacity=3, steps=10), **{wrong: (1.0, lambda t: None)})
 
 
 def test_link_time_uses_each_items_own_size():

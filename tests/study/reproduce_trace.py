@@ -9,9 +9,9 @@ import torch
 
 from dglsim.data import BatchLoader, ImageSet
 from dglsim.models import build_network
-from dglsim.study.config import RunConfig
+from dglsim.recipe.cluster import cluster_times, pipeline_spec
+from dglsim.recipe.config import RunConfig
 from dglsim.study.profiles import resolve_compute_times
-from dglsim.study.simulated import cluster_times, pipeline_spec
 from dglsim.study.store import ResultsStore
 from dglsim.train.simulated import batch_payload_bytes, train_simulated
 

@@ -128,7 +128,7 @@ def test_a_simulated_run_that_stops_short_under_max_reuse_says_so(studies, tmp_p
     """Module 1 three times slower, a buffer of one item used at most once: the producer
     overwrites items module 1 never took, so module 1 runs out once module 0 is done. The run is
     a result (the real ranks end the same way), stored with its updates and announced."""
-    from dglsim.study.simulated import stopped_short
+    from dglsim.recipe.rows import stopped_short
 
     (studies / "tiny.toml").write_text(GOOD.replace('method = ["dgl"]', 'method = ["simulated"]'))
     out = tmp_path / "out"

@@ -283,7 +283,7 @@ def test_cluster_settings_that_contradict_each_other_are_rejected(settings, matc
 
 def test_declared_clusters_give_per_module_times_without_measuring():
     from dglsim.models import build_network
-    from dglsim.study.simulated import cluster_times
+    from dglsim.recipe.cluster import cluster_times
 
     cfg = RunConfig(method="simulated", arch="authors_cnn", k=3, width=8, head="linear")
     net = build_network(cfg.network_spec(), seed=0)

@@ -57,16 +57,16 @@ def fit_calibration(trace: np.ndarray, k: int, *, warmup: int = 2) -> Calibratio
 
 
 def calibrated_spec(cal: Calibration, *, mode: str, steps: int, seed: int, capacity: int, policy: str, max_reuse: int | None,
-                    slowdown: tuple[float, ...], delay: DelayModel = Constant(1.0)) -> PipelineSpec:
+                    slowdown: tuple[float, ...], delay: DelayModel | None = None) -> PipelineSpec:
     """The simulated twin of a real run: fitted compute and links, the run's own settings.
 
     A real rank stretches each step of measured length X to X max(1, F s), F a draw of the
-    run's injected delay family (`delay`, mean 1) and s its slowdown: sleeping cannot make a step
+    run's injected delay family (`delay`, mean 1; None: none) and s its slowdown: sleeping cannot make a step
     shorter than its kernels. With no injected family (F = 1) the twin is exact: the fitted X
     times max(1, s). Otherwise it is m max(1, F s), m the fitted mean: the injected variation
     stands in for the measured jitter of X, which the profiling run puts at a few percent."""
     fitted = [lognormal(m, cv) if cv > 0.01 else Constant(m) for m, cv in zip(cal.compute_s, cal.compute_cv)]
-    if delay == Constant(1.0):
+    if delay is None or delay == Constant(1.0):
         compute, factors = tuple(fitted), tuple(max(1.0, s) for s in slowdown)
     else:
         compute, factors = tuple(AtLeast(delay.scaled(m * s), m) for m, s in zip(cal.compute_s, slowdown)), (1.0,) * len(fitted)

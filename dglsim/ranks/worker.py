@@ -16,11 +16,11 @@ counted from versions, never from clocks: at the start of an update, the newest 
 that has reached the rank minus the version of the item it trains on. At the end, every rank's
 module, updates and trace go to the last rank, which evaluates the whole network on the test set
 and writes the results, the merged trace and the final parameters; a rank that stops early
-keeps its partial trace (dglsim.dist.lifeline).
+keeps its partial trace (dglsim.ranks.lifeline).
 
 Injected delays: each step of rank j is stretched to (its measured time) x max(1, a draw of the
 run's delay family with mean 1 x the slowdown on the slowed rank), by sleeping: sleep can
-lengthen a step, never shorten it (dglsim.dist.calibrate models the same).
+lengthen a step, never shorten it (dglsim.ranks.calibrate models the same).
 """
 
 from __future__ import annotations
@@ -33,28 +33,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from dglsim.buffers import Item, ReplayBuffer
-from dglsim.data.loader import BatchLoader
-from dglsim.dist.lifeline import Lifeline, trace_path, write_trace
-from dglsim.dist.wire import DATA, STOP, EncodedLink, Layout, Message, send, silent_producer, wait_sent
 from dglsim.models import build_network
-from dglsim.sim.trace import Trace
-from dglsim.study.config import RunConfig
-from dglsim.study.execute import run_data
-from dglsim.study.provenance import provenance
 from dglsim.quant import Codec
-from dglsim.study.simulated import compute_model, link_codecs, stopped_short, updates_rows
+from dglsim.ranks.lifeline import Lifeline, trace_path, write_trace
+from dglsim.ranks.wire import DATA, STOP, EncodedLink, Layout, Message, send, silent_producer, wait_sent
+from dglsim.recipe.cluster import compute_model, slowdowns
+from dglsim.recipe.codecs import link_codecs
+from dglsim.recipe.config import RunConfig
+from dglsim.recipe.data import run_data, test_loader, train_loader
+from dglsim.recipe.provenance import provenance
+from dglsim.recipe.rows import loss_rows, stopped_short, updates_rows
+from dglsim.recipe.streams import inbox_rng, injected_delay_rng, item_id
+from dglsim.sim.trace import Trace
 from dglsim.train.evaluate import evaluate
 from dglsim.train.optim import set_lr
 from dglsim.train.steps import local_step
 
 __all__ = ["RankOptions", "run_rank", "FAULT_ENV"]
 
-FAULT_ENV = "DGLSIM_DIST_FAULT"  # "RANK:UPDATE:crash" or "RANK:UPDATE:hang": fault injection for failure tests
+FAULT_ENV = "DGLSIM_RANK_FAULT"  # "RANK:UPDATE:crash" or "RANK:UPDATE:hang": fault injection for failure tests
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class _Inbox:
         self.fifo: queue.Queue = queue.Queue(maxsize=opts.in_flight)
         self.buffer = ReplayBuffer(cfg.buffer, cfg.policy, max_reuse=cfg.max_reuse)
         self.cond = threading.Condition()
-        self.rng = np.random.default_rng(cfg.seed + 7919 * rank)
+        self.rng = inbox_rng(cfg, rank)
         self.error: BaseException | None = None
         self.done = False
         self.newest = 0  # the newest producer version received
@@ -186,7 +187,7 @@ def run_rank(cfg: RunConfig, opts: RankOptions, lifeline: Lifeline) -> None:
     per_epoch = torch.zeros(1, dtype=torch.int64)
     if rank == 0:
         train_set, _ = run_data(cfg)
-        loader = BatchLoader(train_set, b, shuffle=True, augment=cfg.augment, seed=cfg.seed, drop_last=True)
+        loader = train_loader(cfg, train_set)
         per_epoch[0] = len(loader)
         batches = loader.forever()
     dist.broadcast(per_epoch, 0)
@@ -208,8 +209,8 @@ def run_rank(cfg: RunConfig, opts: RankOptions, lifeline: Lifeline) -> None:
 
     updates = {"time": [], "loss": [], "lr": [], "version": [], "item": [], "compute_s": []}
     delay = compute_model(cfg, 1.0)
-    slowdown = cfg.slowdown if rank == cfg.slowed else 1.0
-    delay_rng = np.random.default_rng([cfg.seed, rank, 0xD1])
+    slowdown = slowdowns(cfg)[rank]
+    delay_rng = injected_delay_rng(cfg, rank)
     fault = _fault(rank)
     inbox = _Inbox(cfg, inbound, opts, rank, clock, record) if rank > 0 else None
     pending: list[tuple[dist.Work, torch.Tensor]] = []
@@ -255,7 +256,7 @@ def run_rank(cfg: RunConfig, opts: RankOptions, lifeline: Lifeline) -> None:
             if outbound is None:
                 record(clock(), "finish", item, n + 1, 0, 0)
             else:
-                out_id = rank * 10**9 + n
+                out_id = item_id(rank, n)
                 parts = outbound.pack(DATA, out_id, n + 1, clock(), out, y)
                 done = clock()  # before the transport has it: its arrival is never earlier
                 pending += [(send(part, rank + 1, me=rank), part) for part in parts]
@@ -303,7 +304,7 @@ def _finish(cfg: RunConfig, net, gathered: list[dict], opts: RankOptions, per_ep
         net.stages[part["rank"]].load_state_dict(part["state"]["stage"])
         net.heads[part["rank"]].load_state_dict(part["state"]["head"])
     _, test_set = run_data(cfg)
-    scores = evaluate(net, BatchLoader(test_set, 500, shuffle=False, augment=False))
+    scores = evaluate(net, test_loader(test_set))
     trace = merge_traces([p["trace"] for p in gathered])
     makespan = max(r[0] for r in trace.rows) if trace.rows else 0.0
     # Quantized runs are evaluated on float activations here (the codecs live on the producing
@@ -311,10 +312,7 @@ def _finish(cfg: RunConfig, net, gathered: list[dict], opts: RankOptions, per_ep
     prefix = "unquantized_" if cfg.quant != "none" else ""
     rows = [{"module": j, "metric": prefix + m, "value": float(v)} for m, key in (("test_accuracy", "accuracy"), ("ensemble_accuracy", "ensemble"))
             for j, v in enumerate(scores[key])]
-    for part in gathered:
-        j, losses = part["rank"], np.asarray(part["updates"]["loss"])
-        rows += [{"epoch": e + 1, "module": j, "metric": "train_loss", "value": float(losses[e * per_epoch:(e + 1) * per_epoch].mean())}
-                 for e in range(len(losses) // per_epoch)]
+    rows += loss_rows({p["rank"]: p["updates"]["loss"] for p in sorted(gathered, key=lambda p: p["rank"])}, per_epoch)
     rows.append({"metric": "makespan", "value": makespan})
     ranks = sorted(gathered, key=lambda p: p["rank"])
     rows += updates_rows([p["made"] for p in ranks], ranks[0]["planned"])

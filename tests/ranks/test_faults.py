@@ -1,9 +1,9 @@
-"""Faults in a real run: a rank killed or terminated, under python -m dglsim.dist and under
+"""Faults in a real run: a rank killed or terminated, under python -m dglsim.ranks and under
 torchrun, the launcher killed or interrupted. Each fault must leave no process of the run alive
 within seconds, keep the partial traces of the ranks that could write them, and name the rank
 that died first.
 
-Rank 1 hangs at update 2 (DGLSIM_DIST_FAULT) and says so; the fault is injected once it has,
+Rank 1 hangs at update 2 (DGLSIM_RANK_FAULT) and says so; the fault is injected once it has,
 so every case starts from the same state: rank 0 has trained and is held back by rank 1.
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from dglsim.dist.launch import first_failure
-from dglsim.dist.worker import FAULT_ENV
+from dglsim.ranks.launch import first_failure
+from dglsim.ranks.worker import FAULT_ENV
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
@@ -101,12 +101,12 @@ class Run:
 
 
 def _launcher() -> list[str]:
-    return [sys.executable, "-m", "dglsim.dist"]
+    return [sys.executable, "-m", "dglsim.ranks"]
 
 
 def _torchrun() -> list[str]:
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
-    return [torchrun, "--nproc-per-node", "2", "-m", "dglsim.dist"]
+    return [torchrun, "--nproc-per-node", "2", "-m", "dglsim.ranks"]
 
 
 def _partial_trace(out: Path, rank: int) -> int:

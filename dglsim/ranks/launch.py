@@ -1,8 +1,8 @@
 """Spawn the K ranks of a run on this machine, watch them, and stop them all when one fails.
 
-Each rank is `python -m dglsim.dist CONFIG ...` with the environment torchrun would give it
+Each rank is `python -m dglsim.ranks CONFIG ...` with the environment torchrun would give it
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), so the two launches run the same code.
-A rank that dies is noticed by the others at once (dglsim.dist.lifeline), so they stop on their
+A rank that dies is noticed by the others at once (dglsim.ranks.lifeline), so they stop on their
 own; one that hangs is named by its neighbours at the timeout. `grace_s` after the first failure
 every rank still running is terminated (SIGTERM: it keeps its partial trace), then killed. No
 rank outlives the launcher, even a killed one: each asks the kernel to SIGTERM it then.
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dglsim.dist.lifeline import PARENT_ENV, error_path
+from dglsim.ranks.lifeline import PARENT_ENV, error_path
 
 __all__ = ["LaunchResult", "launch", "free_port", "first_failure"]
 
@@ -78,7 +78,7 @@ def free_port() -> int:
 
 
 def launch(world: int, args: list[str], *, out: Path, threads: int = 1, grace_s: float = 5.0, env: dict[str, str] | None = None) -> LaunchResult:
-    """Run `python -m dglsim.dist *args` as ranks 0..world-1 (writing into `out`) and wait for all of them."""
+    """Run `python -m dglsim.ranks *args` as ranks 0..world-1 (writing into `out`) and wait for all of them."""
     port = free_port()
     start = time.perf_counter()
     procs = []
@@ -87,7 +87,7 @@ def launch(world: int, args: list[str], *, out: Path, threads: int = 1, grace_s:
                         LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS=str(threads))
         rank_env[PARENT_ENV] = str(os.getpid())
         # a session of its own: the terminal's Ctrl-C reaches the launcher, which stops the ranks in order
-        procs.append(subprocess.Popen([sys.executable, "-m", "dglsim.dist", *args], env=rank_env, start_new_session=True))
+        procs.append(subprocess.Popen([sys.executable, "-m", "dglsim.ranks", *args], env=rank_env, start_new_session=True))
     seen: dict[int, float] = {}  # failed rank -> when the launcher saw it exit
     terminated: list[int] = []  # ranks still running when the launcher stopped the run
     deadline = None

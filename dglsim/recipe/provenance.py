@@ -44,7 +44,7 @@ def device_name(device: torch.device) -> str:
 
 
 def allocator() -> str:
-    from dglsim.study.allocator import current
+    from dglsim.allocator import current
 
     return current()
 

@@ -11,11 +11,11 @@ import torch
 
 from dglsim.data import BatchLoader
 from dglsim.delays import Constant, Straggler, lognormal
-from dglsim.dist.cli import main
-from dglsim.dist.worker import FAULT_ENV
 from dglsim.models import build_network
-from dglsim.study.config import RunConfig
-from dglsim.study.execute import run_data
+from dglsim.ranks.cli import main
+from dglsim.ranks.worker import FAULT_ENV
+from dglsim.recipe.config import RunConfig
+from dglsim.recipe.data import run_data
 from dglsim.train.optim import set_lr
 from dglsim.train.steps import dgl_step
 
@@ -117,7 +117,7 @@ def test_a_failed_rank_stops_the_run_within_the_timeout_and_is_named(kind, tmp_p
 def test_calibration_recovers_the_simulated_cluster_from_its_own_trace():
     """A simulator trace has the real ranks' format: fitting it gives back the constant compute
     times and link delays it was simulated with (to float rounding)."""
-    from dglsim.dist.calibrate import calibrated_spec, fit_calibration
+    from dglsim.ranks.calibrate import calibrated_spec, fit_calibration
     from dglsim.sim import simulate, spec_from_dict
 
     spec = spec_from_dict({"mode": "sync", "workers": 3, "steps": 30, "capacity": 2, "compute": [0.01, 0.03, 0.02], "latency": [0.004, 0.001]})
@@ -138,7 +138,7 @@ def test_torchrun_launches_the_same_ranks(tmp_path, cifar10):
 
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     out = tmp_path / "out"
-    done = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "dglsim.dist", _config(tmp_path, k=2, pipeline="async"), "--out", str(out), "--no-progress"],
+    done = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "dglsim.ranks", _config(tmp_path, k=2, pipeline="async"), "--out", str(out), "--no-progress"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
@@ -150,8 +150,8 @@ def test_torchrun_launches_the_same_ranks(tmp_path, cifar10):
 def test_quantized_sync_ranks_equal_the_simulated_run_with_the_same_codecs(quant, tmp_path, cifar10):
     """Codes (and codebooks, once per publication) travel instead of floats; a sync run equals
     the simulated sync run of the same config, whose links encode with the same codecs."""
+    from dglsim.recipe.codecs import link_codecs
     from dglsim.sim import spec_from_dict
-    from dglsim.study.simulated import link_codecs
     from dglsim.train.simulated import train_simulated
 
     settings = {"k": 3, "pipeline": "sync", "quant": quant, "codes": 16, "codebook_every": 2}
@@ -181,7 +181,7 @@ def test_quantized_sync_ranks_equal_the_simulated_run_with_the_same_codecs(quant
 def test_the_twin_models_the_delay_the_ranks_inject(delay, slowdown):
     """A rank's step of fitted length m lasts m max(1, F s) (it sleeps to stretch, never to
     shrink): the twin's mean step equals that, estimated here from draws of F (4 MC s.e.)."""
-    from dglsim.dist.calibrate import Calibration, calibrated_spec
+    from dglsim.ranks.calibrate import Calibration, calibrated_spec
 
     cal = Calibration(compute_s=(0.01, 0.02), compute_cv=(0.0, 0.0), link_s=(0.001,), updates=(10, 10))
     spec = calibrated_spec(cal, mode="async", steps=10, seed=0, capacity=2, policy="fifo", max_reuse=None, slowdown=(1.0, slowdown), delay=delay)

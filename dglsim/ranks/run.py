@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from dglsim.dist.launch import launch
+from dglsim.ranks.launch import launch
+from dglsim.recipe.config import RunConfig
 from dglsim.sim.trace import Trace
-from dglsim.study.config import RunConfig
 
 __all__ = ["RealRun", "run_real"]
 

@@ -1,21 +1,21 @@
-"""Bad input to python -m dglsim.dist: one line naming the key or file, exit code 2, no rank started."""
+"""Bad input to python -m dglsim.ranks: one line naming the key or file, exit code 2, no rank started."""
 
 import pytest
 
-from dglsim.dist.cli import main
+from dglsim.ranks.cli import main
 
 GOOD = 'dataset = "cifar10"\narch = "authors_cnn"\nk = 2\nwidth = 4\nhead = "linear"\npipeline = "sync"\n'
 
 
 @pytest.mark.parametrize(("name", "text", "message"), [
-    ("bad.toml", "k = [", "'config' of dglsim.dist must be readable TOML"),
-    ("bad.json", "{not json", "'config' of dglsim.dist must be readable JSON"),
+    ("bad.toml", "k = [", "'config' of dglsim.ranks must be readable TOML"),
+    ("bad.json", "{not json", "'config' of dglsim.ranks must be readable JSON"),
     ("list.json", "[1, 2]", "must hold a table of run settings, got list"),
     ("dist3.toml", GOOD + "dist = 3\n", "'dist' in"),
-    ("flight.toml", GOOD + "[dist]\nin_flight = true\n", "'in_flight' of dglsim.dist must be an int >= 1, got True"),
-    ("inf.toml", GOOD + "[dist]\ntimeout_s = inf\n", "'timeout_s' of dglsim.dist must be a real in (0.0, 86400.0], got inf"),
-    ("threads.toml", GOOD + "[dist]\nthreads = 0\n", "'threads' of dglsim.dist must be an int >= 1, got 0"),
-    ("cuda.toml", GOOD + 'device = "cuda"\n', "'device' of dglsim.dist must be 'auto' or 'cpu' (ranks train on the CPU and talk over gloo), got 'cuda'"),
+    ("flight.toml", GOOD + "[dist]\nin_flight = true\n", "'in_flight' of the [dist] table must be an int >= 1, got True"),
+    ("inf.toml", GOOD + "[dist]\ntimeout_s = inf\n", "'timeout_s' of the [dist] table must be a real in (0.0, 86400.0], got inf"),
+    ("threads.toml", GOOD + "[dist]\nthreads = 0\n", "'threads' of the [dist] table must be an int >= 1, got 0"),
+    ("cuda.toml", GOOD + 'device = "cuda"\n', "'device' of dglsim.ranks must be 'auto' or 'cpu' (ranks train on the CPU and talk over gloo), got 'cuda'"),
 ])
 def test_bad_configs_are_one_line_errors(tmp_path, capsys, name, text, message):
     path = tmp_path / name
@@ -39,7 +39,7 @@ def test_a_data_root_that_is_a_file_is_named(tmp_path, monkeypatch):
 
 def test_a_folder_with_an_earlier_runs_outputs_is_refused_unless_overwrite(tmp_path, capsys):
     """A failed rerun beside a complete earlier run would look like a success: refuse to start."""
-    from dglsim.dist.cli import prepare_out
+    from dglsim.ranks.cli import prepare_out
 
     config, out = tmp_path / "run.toml", tmp_path / "out"
     config.write_text(GOOD)
@@ -48,7 +48,7 @@ def test_a_folder_with_an_earlier_runs_outputs_is_refused_unless_overwrite(tmp_p
         (out / name).write_text("x")
     assert main([str(config), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "'--out' of dglsim.dist must not hold an earlier run's outputs, got 4 in" in err and "pass --overwrite" in err
+    assert "'--out' of dglsim.ranks must not hold an earlier run's outputs, got 4 in" in err and "pass --overwrite" in err
     prepare_out(out, overwrite=True)  # what every rank does with --overwrite, before the process group forms
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # only the run's outputs go
     prepare_out(out, overwrite=False)  # now it is fresh

@@ -1,19 +1,18 @@
 """A rank's inbox and its quantized link, without processes: a producer's error reaches the
 consumer at once, even through a full queue, and a lost codebook is named, not decoded as None."""
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from dglsim.dist import wire
-from dglsim.dist.wire import DATA, EncodedLink, Message
-from dglsim.dist.worker import RankOptions, _Inbox
 from dglsim.quant import Codec, QuantConfig
 from dglsim.quant.vq import VQConfig
-from dglsim.study.config import RunConfig
+from dglsim.ranks import wire
+from dglsim.ranks.wire import DATA, EncodedLink, Message
+from dglsim.ranks.worker import RankOptions, _Inbox
+from dglsim.recipe.config import RunConfig
 
 
 class BrokenProducer:

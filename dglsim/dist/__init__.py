@@ -1,7 +1,0 @@
-"""Real multi-process DGL on torch.distributed: one rank per module, gloo on CPU, launched by
-torchrun or by `python -m dglsim.dist`, writing the simulator's trace format."""
-
-from dglsim.dist.launch import LaunchResult, launch
-from dglsim.dist.worker import RankOptions, merge_traces, run_rank
-
-__all__ = ["LaunchResult", "launch", "RankOptions", "merge_traces", "run_rank"]
