@@ -55,6 +55,8 @@ def test_bad_spec_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize(("text", "message"), [
     ('mode = "sync"\nworkers = 3\nsteps = 100000000\ncompute = 0.1\n', "'steps' of PipelineSpec must be <= 10,000,000 updates per worker"),
     ('mode = "sync"\nworkers = 1000000\nsteps = 10\ncompute = 0.1\n', "'workers' of PipelineSpec must be <= 4,096 workers"),
+    # within both counts, but 4,000 workers x 10 M steps of trace rows are terabytes
+    ('mode = "sync"\nworkers = 4000\nsteps = 10000000\ncompute = 0.1\n', "'steps' x 'workers' of PipelineSpec must fit in half the available memory"),
     ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {dist = "lognorm", s = "wide"}\n', "compute[0].s must be a number, got 'wide'"),
     ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {kind = "replay", values = [0.1, "x"]}\n', "compute[0].values[1] must be a number, got 'x'"),
     ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {kind = "constant", value = true}\n', "'value' of Constant must be a finite real >= 0, got True"),
