@@ -54,13 +54,6 @@ class QuantConfig:
         if not isinstance(self.vq, VQConfig):
             raise InvalidArgument(f"'vq' of QuantConfig must be a VQConfig, got {self.vq!r}")
 
-    @property
-    def label(self) -> str:
-        if self.family == "vq":
-            groups = f" N={self.vq.groups}" if self.vq.groups > 1 else ""
-            return f"VQ K={self.vq.codes}{groups}"
-        return {"none": "float32", "uniform": f"uniform {self.bits}-bit", "stochastic": f"stochastic {self.bits}-bit"}[self.family]
-
 
 def to_vectors(x: torch.Tensor) -> torch.Tensor:
     """(B, C, *spatial) -> (B * prod(spatial), C): the channel vector at each position. Free (a

@@ -11,25 +11,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from dglsim.study import labels
 from dglsim.study.figures import save_figure
 from dglsim.study.stats import METHOD, errorbar, interval_table, paired_differences, resolution_clause
 from dglsim.study.sweep_reports import final_accuracy, wrap_caption
 
 _RUN_KEYS = ["key", "pipeline", "quant", "quant_bits", "codes", "groups", "gamma", "seed"]
-
-
-def quantizer_label(row: pd.Series) -> str:
-    """The curve a run belongs to: VQ runs over K (one curve per groups/gamma), uniform over its bits."""
-    if row["quant"] == "vq":
-        return "VQ" + (f" N={int(row['groups'])}" if row["groups"] > 1 else "") + (f" γ={row['gamma']:g}" if row["gamma"] != 0.99 else "")
-    return {"none": "float32", "uniform": "uniform", "stochastic": "stochastic rounding"}[row["quant"]]
-
-
-def _setting(row: pd.Series) -> str:
-    """The quantizer and its size: K for VQ, bits for the scalar ones."""
-    if row["quant"] == "vq":
-        return f"{row['quantizer']} K={int(row['codes'])}"
-    return row["quantizer"] + (f" {int(row['quant_bits'])}-bit" if row["quant"] != "none" else "")
 
 
 def run_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -53,14 +40,14 @@ def run_table(results: pd.DataFrame) -> pd.DataFrame:
     if not probes.empty:
         last = probes[probes["time"] == probes.groupby("key")["time"].transform("max")]
         runs = runs.join(last.pivot_table(index="key", columns="metric", values="value", aggfunc="mean"), on="key")
-    runs["quantizer"] = runs.apply(quantizer_label, axis=1)
+    runs["quantizer"] = runs.apply(labels.quantizer, axis=1, size=False)
     return runs.sort_values(["pipeline", "quantizer", "bits_per_value"])
 
 
 def parity_table(runs: pd.DataFrame, points: float = 0.01) -> pd.DataFrame:
     """Per mode: the most compressing quantizer whose last-module accuracy (mean over seeds) is
     within `points` of float32's in the same mode, beside float32's accuracy."""
-    mean = runs.assign(setting=runs.apply(_setting, axis=1)).groupby(["pipeline", "setting", "quant"], as_index=False)[["accuracy", "compression", "bits_per_value"]].mean()
+    mean = runs.assign(setting=runs.apply(labels.quantizer, axis=1)).groupby(["pipeline", "setting", "quant"], as_index=False)[["accuracy", "compression", "bits_per_value"]].mean()
     rows = []
     for pipeline, group in mean.groupby("pipeline"):
         reference = group[group["quant"] == "none"]
@@ -80,7 +67,7 @@ def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
     runs = run_table(results)
     runs.to_csv(out / "runs.csv", index=False)
     parity_table(runs).to_csv(out / "compression_at_parity.csv", index=False)
-    runs = runs.assign(setting=runs.apply(_setting, axis=1))
+    runs = runs.assign(setting=runs.apply(labels.quantizer, axis=1))
     interval_table(runs, ["pipeline", "setting"], "accuracy").to_csv(out / "final_accuracy.csv", index=False)
     diffs = [paired_differences(group[group["quant"] != "none"], group[group["quant"] == "none"], ["pipeline", "setting"], "accuracy")
              for _, group in runs.groupby("pipeline") if (group["quant"] == "none").any()]

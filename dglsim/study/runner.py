@@ -20,6 +20,7 @@ from dglsim.lifetime import die_with_parent
 from dglsim.recipe.cluster import cluster_times
 from dglsim.recipe.config import RunConfig
 from dglsim.recipe.rows import stopped_short
+from dglsim.study import labels
 from dglsim.study.config import StudySpec, merge_axes
 from dglsim.study.execute import execute_run
 from dglsim.study.preflight import check_runs
@@ -149,13 +150,7 @@ def _run_locked(spec: StudySpec, runs: list[RunConfig], profile: str, overrides:
     try:
         if jobs == 1:  # a pool, even for one pending run, so that its thread count is the one recorded
             for cfg in pending:
-                label = f"{cfg.method} seed {cfg.seed}"
-                if cfg.method == "distributed":
-                    label = f"real and simulated K={cfg.k} {cfg.pipeline} slowdown {cfg.slowdown:g} seed {cfg.seed}"
-                if cfg.method == "simulated":
-                    label = f"{cfg.pipeline} slowdown {cfg.slowdown:g} M={cfg.buffer} {cfg.policy}"
-                    label += f" {cfg.quant_config().label} seed {cfg.seed}" if cfg.quant != "none" else f" seed {cfg.seed}"
-                with tqdm(desc=label, unit="step", leave=False, disable=not show_progress, file=sys.stderr, mininterval=interval) as steps:
+                with tqdm(desc=labels.progress(cfg), unit="step", leave=False, disable=not show_progress, file=sys.stderr, mininterval=interval) as steps:
                     def on_steps(n: int, total: int, steps=steps) -> None:
                         steps.total = total
                         steps.update(n - steps.n)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from dglsim.study import labels
 from dglsim.study.figures import save_figure
 from dglsim.study.stats import METHOD, interval_table
 from dglsim.study.sweep_reports import wrap_caption
@@ -25,16 +26,11 @@ QUANTITIES = {  # metric: (label, error kind)
 }
 
 
-def setting_label(row: pd.Series) -> str:
-    return (f"K={int(row['k'])} {row['pipeline']}" + (f" slowdown {row['slowdown']:g}" if row["slowdown"] != 1 else "")
-            + (f" {row['quant']}" + (f" K={int(row['codes'])}" if row["quant"] == "vq" else f" {int(row['quant_bits'])}-bit") if row["quant"] != "none" else ""))
-
-
 def paired(results: pd.DataFrame) -> pd.DataFrame:
     """One row per run, quantity and module: the measured (real) and predicted (sim) values."""
     data = results[results["metric"].isin(QUANTITIES) & results["source"].isin(["real", "sim"])].copy()
     data["module"] = data["module"].fillna(-1).astype(int)  # -1: a quantity of the whole run
-    data["setting"] = data.apply(setting_label, axis=1)
+    data["setting"] = data.apply(labels.setting, axis=1, k=True)
     table = data.pivot_table(index=["key", "setting", "k", "pipeline", "slowdown", "quant", "seed", "metric", "module"], columns="source", values="value").reset_index()
     table["error"] = table["sim"] - table["real"]
     table["relative_error"] = table["error"] / table["real"].where(table["real"] != 0)

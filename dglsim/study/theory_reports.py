@@ -11,23 +11,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from dglsim.study import labels
 from dglsim.study.figures import save_figure
 from dglsim.study.stats import METHOD, errorbar, interval_table
 from dglsim.study.sweep_reports import wrap_caption
 
 
-def setting_label(row: pd.Series) -> str:
-    """sync / async (slowdown) / quantized, as the figure's rows name them."""
-    label = row["pipeline"] + (f" slowdown {row['slowdown']:g} on module {int(row['slowed'])}" if row["slowdown"] != 1 else "")
-    if row["quant"] == "vq":
-        return label + f", VQ K={int(row['codes'])}"
-    return label + (f", {row['quant']} {int(row['quant_bits'])}-bit" if row["quant"] != "none" else "")
-
-
 def _with_settings(results: pd.DataFrame) -> pd.DataFrame:
     runs = results.drop_duplicates("key").set_index("key")
-    labels = runs.apply(setting_label, axis=1)
-    return results.assign(setting=results["key"].map(labels))
+    names = runs.apply(labels.setting, axis=1, slowed=True)
+    return results.assign(setting=results["key"].map(names))
 
 
 def _panels(data: pd.DataFrame, metrics: dict[str, str], *, ylabel: str, caption: str, log: bool = True) -> plt.Figure:

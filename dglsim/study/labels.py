@@ -1,0 +1,51 @@
+"""How runs are named in figures, tables and progress lines: one phrase per setting, built from
+a run's settings, a RunConfig or a row of results (whose config columns carry the same names)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+__all__ = ["quantizer", "pipeline", "setting", "progress"]
+
+
+def _get(run: Any, key: str) -> Any:
+    return getattr(run, key) if dataclasses.is_dataclass(run) else run[key]
+
+
+def quantizer(run: Any, *, size: bool = True) -> str:
+    """What the links carry: float32, VQ (K codes; N groups and γ when not the defaults), or a
+    scalar quantizer and its bits. `size=False` leaves out K and the bits (a curve over them)."""
+    family = _get(run, "quant")
+    if family == "none":
+        return "float32"
+    if family == "vq":
+        groups, gamma = int(_get(run, "groups")), float(_get(run, "gamma"))
+        return ("VQ" + (f" K={int(_get(run, 'codes'))}" if size else "") + (f" N={groups}" if groups > 1 else "")
+                + (f" γ={gamma:g}" if gamma != 0.99 else ""))
+    name = {"uniform": "uniform", "stochastic": "stochastic rounding"}[family]
+    return name + (f" {int(_get(run, 'quant_bits'))}-bit" if size else "")
+
+
+def pipeline(run: Any, *, slowed: bool = False) -> str:
+    """sync / async / paper, with the slowdown when there is one (and the slowed module)."""
+    slowdown = float(_get(run, "slowdown"))
+    label = str(_get(run, "pipeline"))
+    if slowdown != 1:
+        label += f" slowdown {slowdown:g}" + (f" on module {int(_get(run, 'slowed'))}" if slowed else "")
+    return label
+
+
+def setting(run: Any, *, k: bool = False, slowed: bool = False) -> str:
+    """The pipeline, then the quantizer when the links are quantized; K first when asked."""
+    label = (f"K={int(_get(run, 'k'))} " if k else "") + pipeline(run, slowed=slowed)
+    return label + (f", {quantizer(run)}" if _get(run, "quant") != "none" else "")
+
+
+def progress(cfg: Any) -> str:
+    """One run as the study's progress line names it."""
+    if cfg.method == "distributed":
+        return f"real and simulated {setting(cfg, k=True)} seed {cfg.seed}"
+    if cfg.method == "simulated":
+        return f"{setting(cfg)} M={cfg.buffer} {cfg.policy} seed {cfg.seed}"
+    return f"{cfg.method} seed {cfg.seed}"

@@ -1,0 +1,31 @@
+"""One labeller: a RunConfig and a results row of the same run get the same names."""
+
+import pandas as pd
+import pytest
+
+from dglsim.recipe.config import RunConfig
+from dglsim.study import labels
+
+CASES = [
+    (dict(method="simulated", pipeline="sync"), "sync", "float32"),
+    (dict(method="simulated", pipeline="async", slowdown=2.0, quant="vq", codes=16), "async slowdown 2, VQ K=16", "VQ K=16"),
+    (dict(method="simulated", pipeline="async", quant="vq", codes=256, groups=2, gamma=0.9), "async, VQ K=256 N=2 γ=0.9", "VQ K=256 N=2 γ=0.9"),
+    (dict(method="simulated", pipeline="sync", quant="stochastic", quant_bits=16), "sync, stochastic rounding 16-bit", "stochastic rounding 16-bit"),
+]
+
+
+@pytest.mark.parametrize(("settings", "setting", "quantizer"), CASES)
+def test_a_config_and_its_results_row_are_named_alike(settings, setting, quantizer):
+    cfg = RunConfig(**settings)
+    row = pd.Series(cfg.as_dict())
+    for run in (cfg, row):
+        assert labels.setting(run) == setting
+        assert labels.quantizer(run) == quantizer
+    assert labels.setting(row, k=True) == f"K={cfg.k} {setting}"
+
+
+def test_the_slowed_module_and_curve_names():
+    cfg = RunConfig(method="simulated", pipeline="async", slowdown=3.0, slowed=2, k=3, quant="uniform")
+    assert labels.pipeline(cfg, slowed=True) == "async slowdown 3 on module 2"
+    assert labels.quantizer(cfg, size=False) == "uniform"
+    assert labels.progress(cfg) == "async slowdown 3, uniform 8-bit M=5 least_used seed 0"
