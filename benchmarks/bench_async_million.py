@@ -21,7 +21,7 @@ CHILD = """
 import json, resource, sys, time
 from dglsim.sim import simulate, spec_from_dict, summarize_trace
 k, steps = 8, int(sys.argv[1]) // 8
-spec = spec_from_dict({"mode": "async", "workers": k, "steps": steps, "seed": 0, "capacity": 10, "policy": "least_used",
+spec = spec_from_dict({"mode": "async", "workers": k, "steps": steps, "seed": 0, "buffer": 10, "policy": "least_used",
     "compute": {"kind": "lognormal", "mean": 0.01, "cv": 0.3}, "slowdown": [1, 1, 1.5, 1, 1, 1, 1, 1],
     "latency": {"kind": "exponential", "mean": 1e-4}, "payload_bytes": 1 << 20, "bandwidth": 1.25e9})
 start = time.perf_counter()

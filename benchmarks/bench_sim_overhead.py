@@ -49,7 +49,7 @@ def main() -> None:
     test = BatchLoader(balanced_subset(test_set, 10, seed=0), 500, shuffle=False, augment=False)
     cfg = TrainConfig(epochs=args.epochs, batch_size=128, optim=OptimConfig())
     initial = build_network(NetworkSpec(arch="authors_cnn", k=6, width=16, head="mlp_sr"), seed=0)
-    spec = spec_from_dict({"mode": "async", "workers": 6, "steps": cfg.epochs * len(loader), "seed": 0, "capacity": 5,
+    spec = spec_from_dict({"mode": "async", "workers": 6, "steps": cfg.epochs * len(loader), "seed": 0, "buffer": 5,
                            "compute": {"kind": "lognormal", "mean": 0.01, "cv": 0.2}, "slowdown": [1, 1, 1.5, 1, 1, 1]})
 
     # The schedule: per update, (module, consumed item, produced item), from one simulated run.

@@ -9,6 +9,7 @@ generated from the same table, so a rule cannot exist without its test.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, Callable, Iterable, Mapping
@@ -27,6 +28,7 @@ __all__ = [
     "boolean",
     "int_tuple",
     "optional",
+    "renamed",
 ]
 
 
@@ -127,3 +129,16 @@ def optional(inner: Constraint, *, missing: str = "None") -> Constraint:
         lambda v: v is None or inner.test(v),
         tuple(e for e in inner.invalid_examples if e is not None),
     )
+
+
+def renamed(values: Mapping[str, Any], renames: Mapping[str, str], *, where: str) -> dict[str, Any]:
+    """`values` with each key of `renames` (a former name) under its new name, and a warning
+    naming both; an error when `values` gives both names. Former names are read for one release."""
+    out = dict(values)
+    for old, new in renames.items():
+        if old in out:
+            if new in out:
+                raise InvalidArgument(f"'{old}' and '{new}' in {where} must not both be given ('{old}' is the former name of '{new}'), got both")
+            warnings.warn(f"'{old}' in {where} is now '{new}'; the old name is read until the next release", FutureWarning, stacklevel=3)
+            out[new] = out.pop(old)
+    return out

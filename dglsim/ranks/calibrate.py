@@ -56,7 +56,7 @@ def fit_calibration(trace: np.ndarray, k: int, *, warmup: int = 2) -> Calibratio
     return Calibration(tuple(means), tuple(cvs), tuple(links), tuple(counts))
 
 
-def calibrated_spec(cal: Calibration, *, mode: str, steps: int, seed: int, capacity: int, policy: str, max_reuse: int | None,
+def calibrated_spec(cal: Calibration, *, mode: str, steps: int, seed: int, buffer: int, policy: str, max_reuse: int | None,
                     slowdown: tuple[float, ...], delay: DelayModel | None = None) -> PipelineSpec:
     """The simulated twin of a real run: fitted compute and links, the run's own settings.
 
@@ -70,5 +70,5 @@ def calibrated_spec(cal: Calibration, *, mode: str, steps: int, seed: int, capac
         compute, factors = tuple(fitted), tuple(max(1.0, s) for s in slowdown)
     else:
         compute, factors = tuple(AtLeast(delay.scaled(m * s), m) for m, s in zip(cal.compute_s, slowdown)), (1.0,) * len(fitted)
-    return PipelineSpec(mode=mode, workers=len(compute), steps=steps, seed=seed, capacity=capacity, policy=policy, max_reuse=max_reuse,
+    return PipelineSpec(mode=mode, workers=len(compute), steps=steps, seed=seed, buffer=buffer, policy=policy, max_reuse=max_reuse,
                         compute=compute, slowdown=factors, latency=tuple(Constant(s) for s in cal.link_s))

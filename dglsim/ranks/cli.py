@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from dglsim.constraints import Constraint, int_at_least, real_in, validate_fields
-from dglsim.errors import DataError, InvalidArgument
+from dglsim.errors import DataError, InvalidArgument, warnings_on_one_line
 from dglsim.recipe.config import RunConfig, parse_assignment
 
 
@@ -88,6 +88,7 @@ def load_config(path: Path, overrides: list[str]) -> tuple[RunConfig, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    warnings_on_one_line()
     try:
         cfg, settings = load_config(args.config, args.overrides)
         for flag, key in ((args.in_flight, "in_flight"), (args.timeout, "timeout_s"), (args.threads, "threads")):

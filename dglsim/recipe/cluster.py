@@ -35,9 +35,9 @@ def cluster_times(cfg: RunConfig, net: DecoupledNet | None = None, *, machine: d
 
 def compute_model(cfg: RunConfig, base: float) -> DelayModel:
     """The run's compute-time family around `base` seconds (base 1: a factor of mean 1)."""
-    if cfg.delay == "constant":
+    if cfg.compute_jitter == "constant":
         return Constant(base)
-    if cfg.delay == "lognormal":
+    if cfg.compute_jitter == "lognormal":
         return lognormal(base, cfg.jitter_cv)
     return Straggler(Constant(base), cfg.straggler_q, cfg.straggler_factor)
 
@@ -49,7 +49,7 @@ def pipeline_spec(cfg: RunConfig, base_times: list[float], item_bytes: list[int]
     latency, bandwidth, _ = link_times(cfg.link, cfg.latency, cfg.bandwidth)
     return PipelineSpec(
         mode=cfg.pipeline, workers=k, steps=steps, seed=cfg.seed,
-        capacity=cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse,
+        buffer=cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse,
         compute=tuple(compute_model(cfg, t) for t in base_times), slowdown=slowdowns(cfg),
         latency=tuple(Constant(latency) for _ in range(k - 1)),
         bandwidth=bandwidth,

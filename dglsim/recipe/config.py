@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from dglsim.buffers import POLICIES
 from dglsim.cluster import CLUSTER_KINDS, DEVICES, LINKS, is_cluster
-from dglsim.constraints import Constraint, boolean, int_at_least, one_of, optional, positive_real, real_in, validate_fields
+from dglsim.constraints import Constraint, boolean, int_at_least, one_of, optional, positive_real, real_in, renamed, validate_fields
 from dglsim.errors import InvalidArgument
 from dglsim.limits import check_limit
 from dglsim.models.decoupled import NetworkSpec
@@ -25,14 +25,16 @@ from dglsim.quant import FAMILIES, QuantConfig, VQConfig
 from dglsim.train.methods import METHODS, TrainConfig
 from dglsim.train.optim import OptimConfig
 
-__all__ = ["RunConfig", "parse_assignment", "METHOD_CHOICES", "PIPELINES", "DATASETS", "DELAY_FAMILIES"]
+__all__ = ["RunConfig", "parse_assignment", "METHOD_CHOICES", "PIPELINES", "DATASETS", "JITTER_FAMILIES", "RENAMED"]
 
 DATASETS = ("cifar10", "imagenette")
 # "simulated": DGL with its updates ordered by the pipeline simulator; "distributed": real
 # multi-process DGL on torch.distributed (dglsim.ranks), one rank per module
 METHOD_CHOICES = (*METHODS, "simulated", "distributed")
 PIPELINES = ("sync", "async", "paper")
-DELAY_FAMILIES = ("constant", "lognormal", "straggler")
+JITTER_FAMILIES = ("constant", "lognormal", "straggler")
+# keys renamed so that one concept has one name; the old ones are read, with a warning, for one release
+RENAMED = {"delay": "compute_jitter"}
 _NETWORK_KEYS = tuple(f.name for f in dataclasses.fields(NetworkSpec))
 _OPTIM_KEYS = tuple(f.name for f in dataclasses.fields(OptimConfig))
 _TRAIN_KEYS = ("epochs", "batch_size", "eval_every", "ensemble")
@@ -83,7 +85,7 @@ class RunConfig:
     max_reuse: int | None = None
     slowed: int = 1  # the module whose device is slowed
     slowdown: float = 1.0  # its compute-time factor (the authors' noise n is 1 / (1 - n))
-    delay: str = "constant"  # compute-time family around each module's base time
+    compute_jitter: str = "constant"  # how each step's compute time varies around the module's base time (links have `latency`)
     jitter_cv: float = 0.2  # lognormal: coefficient of variation
     straggler_q: float = 0.05  # straggler: probability that a step is slow
     straggler_factor: float = 4.0  # straggler: how much slower
@@ -128,7 +130,7 @@ class RunConfig:
         "max_reuse": optional(int_at_least(1)),
         "slowed": int_at_least(0),
         "slowdown": positive_real(),
-        "delay": one_of(DELAY_FAMILIES),
+        "compute_jitter": one_of(JITTER_FAMILIES),
         "jitter_cv": positive_real(),
         "straggler_q": real_in(0.0, 1.0),
         "straggler_factor": Constraint("a finite real >= 1", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v < float("inf"), (0.5, "2")),
@@ -205,8 +207,10 @@ class RunConfig:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def key(self) -> str:
-        """A stable digest of the full config (the results store's primary key)."""
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:20]
+        """A stable digest of the full config (the results store's primary key). It digests the
+        keys under their former names, so that a store written before a rename still resumes."""
+        former = {new: old for old, new in RENAMED.items()}
+        return hashlib.sha256(json.dumps({former.get(k, k): v for k, v in self.as_dict().items()}, sort_keys=True).encode()).hexdigest()[:20]
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -214,6 +218,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, where: str) -> "RunConfig":
+        values = renamed(values, RENAMED, where=where)
         unknown = sorted(set(values) - set(cls.keys()))
         if unknown:
             raise InvalidArgument(f"unknown key {unknown[0]!r} in {where}; known keys: {', '.join(cls.keys())}")

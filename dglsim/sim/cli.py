@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from dglsim.errors import InvalidArgument
+from dglsim.errors import InvalidArgument, warnings_on_one_line
 from dglsim.limits import ENV_VAR
 from dglsim.sim.metrics import summarize_trace
 from dglsim.sim.simulate import simulate
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.allow_large:
         os.environ[ENV_VAR] = "1"
+    warnings_on_one_line()
     try:
         spec = load_spec(args.spec)
         start = time.perf_counter()

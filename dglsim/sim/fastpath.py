@@ -44,8 +44,8 @@ def _max_plus(ready: np.ndarray, service: np.ndarray) -> np.ndarray:
 
 
 def sync_fast(spec: PipelineSpec) -> FastResult:
-    if spec.mode != "sync" or spec.capacity is not None:
-        raise InvalidArgument(f"sync_fast needs mode 'sync' with unbounded queues (capacity absent), got mode {spec.mode!r}, capacity {spec.capacity!r}")
+    if spec.mode != "sync" or spec.buffer is not None:
+        raise InvalidArgument(f"sync_fast needs mode 'sync' with unbounded queues (buffer absent), got mode {spec.mode!r}, buffer {spec.buffer!r}")
     k, n = spec.k, spec.steps
     streams = worker_streams(spec)
     arrive = np.empty((k, n))

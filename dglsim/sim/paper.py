@@ -41,7 +41,7 @@ def simulate_paper(spec: PipelineSpec, *, compute: Compute | None = None, forwar
     k = spec.k
     streams = worker_streams(spec)
     policy = make_policy(spec.policy)
-    buffers = [None] + [ReplayBuffer(spec.capacity, policy, max_reuse=spec.max_reuse) for _ in range(1, k)]
+    buffers = [None] + [ReplayBuffer(spec.buffer, policy, max_reuse=spec.max_reuse) for _ in range(1, k)]
     version = [0] * k
     trace = Trace()
     record = trace.rows.append

@@ -2,9 +2,9 @@
 replay buffers, in `sync` or `async` mode.
 
 sync:  worker j takes items from its FIFO queue in order, each once. A queue holds at most
-       `capacity` items, counting those still on the link: a producer whose output has no
+       `buffer` items, counting those still on the link: a producer whose output has no
        room holds it and blocks ("block" ... "unblock") until the consumer starts an item.
-async: worker j > 0 samples from a replay buffer of `capacity` items by the policy and never
+async: worker j > 0 samples from a replay buffer of `buffer` items by the policy and never
        waits while it holds an eligible item; a producer never blocks (a full buffer evicts
        its oldest item).
 Links: a link transmits one item at a time, payload bytes / bandwidth seconds each, FIFO
@@ -54,12 +54,12 @@ class _Pipeline:
         self.trace = Trace()
         self.record = self.trace.rows.append
         self.sync = spec.mode == "sync"
-        self.capacity = spec.capacity if spec.capacity is not None else float("inf")
+        self.capacity = spec.buffer if spec.buffer is not None else float("inf")
         if self.sync:
             self.inputs: list[Any] = [deque() for _ in range(self.k)]
         else:
             policy = make_policy(spec.policy)
-            self.inputs = [deque()] + [ReplayBuffer(spec.capacity, policy, max_reuse=spec.max_reuse) for _ in range(1, self.k)]
+            self.inputs = [deque()] + [ReplayBuffer(spec.buffer, policy, max_reuse=spec.max_reuse) for _ in range(1, self.k)]
 
     def _new_item(self, version: int, payload: Any = None) -> Item:
         item = Item(self.next_id, version, self.env.now, payload)

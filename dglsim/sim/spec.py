@@ -4,7 +4,7 @@
     workers = 4                 # K modules, one simulated device each
     steps = 10000               # updates per worker (sync: items through the pipeline)
     seed = 0
-    capacity = 5                # async: buffer size M; sync: queue capacity (absent = unbounded)
+    buffer = 5                  # async: buffer size M; sync: queue capacity (absent = unbounded)
     policy = "least_used"       # async/paper buffer policy: fifo | newest | uniform | least_used
     max_reuse = 10              # optional cap on how often an item is consumed
     compute = {kind = "gamma", mean = 0.01, cv = 0.2}   # one delay for all, or a list of K
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dglsim.buffers import POLICIES
-from dglsim.constraints import Constraint, int_at_least, one_of, optional, validate_fields
+from dglsim.constraints import Constraint, int_at_least, one_of, optional, renamed, validate_fields
 from dglsim.delays import Constant, DelayModel, delay_from_spec
 from dglsim.errors import InvalidArgument
 from dglsim.limits import check_limit, check_memory
@@ -36,7 +36,8 @@ MODES = ("sync", "async", "paper")
 # A trace holds about four events per update (start, finish, send, arrive), each a Python tuple
 # of about 300 bytes: what the memory limit estimates before a run starts.
 ROWS_PER_UPDATE, TRACE_ROW_BYTES = 4, 300
-_KEYS = ("mode", "workers", "steps", "seed", "capacity", "policy", "max_reuse", "compute", "slowdown",
+RENAMED = {"capacity": "buffer"}  # one name with RunConfig's `buffer`; the former one is read for one release
+_KEYS = ("mode", "workers", "steps", "seed", "buffer", "policy", "max_reuse", "compute", "slowdown",
          "latency", "bandwidth", "payload_bytes", "arrival")
 
 
@@ -51,7 +52,7 @@ class PipelineSpec:
     steps: int
     compute: tuple[DelayModel, ...]
     seed: int = 0
-    capacity: int | None = None
+    buffer: int | None = None  # items a consumer's queue (sync) or replay buffer (async, paper) holds
     policy: str = "least_used"
     max_reuse: int | None = None
     slowdown: tuple[float, ...] | None = None
@@ -65,7 +66,7 @@ class PipelineSpec:
         "workers": int_at_least(1),
         "steps": int_at_least(1),
         "seed": int_at_least(0),
-        "capacity": optional(int_at_least(1), missing="absent"),
+        "buffer": optional(int_at_least(1), missing="absent"),
         "policy": one_of(tuple(POLICIES)),
         "max_reuse": optional(int_at_least(1), missing="absent"),
         "bandwidth": Constraint("a real > 0 (bytes/s; inf: no limit)", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
@@ -78,8 +79,8 @@ class PipelineSpec:
         check_limit("workers", k, "'workers' of PipelineSpec")
         check_limit("updates", self.steps, "'steps' of PipelineSpec")
         check_memory(TRACE_ROW_BYTES * ROWS_PER_UPDATE * k * self.steps, "its trace", "'steps' x 'workers' of PipelineSpec")
-        if self.mode in ("async", "paper") and self.capacity is None and k > 1:
-            raise InvalidArgument(f"'capacity' of PipelineSpec must be an int >= 1 (the buffer size M) in {self.mode} mode, got None")
+        if self.mode in ("async", "paper") and self.buffer is None and k > 1:
+            raise InvalidArgument(f"'buffer' of PipelineSpec must be an int >= 1 (the buffer size M) in {self.mode} mode, got None")
         self._check_per("compute", self.compute, k, lambda d: isinstance(d, DelayModel), "a delay model")
         if self.slowdown is not None:
             self._check_per("slowdown", self.slowdown, k, lambda s: isinstance(s, (int, float)) and s > 0 and math.isfinite(s), "a finite real > 0")
@@ -140,6 +141,7 @@ def _per(value: Any, n: int, key: str, convert) -> tuple | None:
 
 
 def spec_from_dict(doc: dict[str, Any], *, where: str = "spec") -> PipelineSpec:
+    doc = renamed(doc, RENAMED, where=where)
     unknown = sorted(set(doc) - set(_KEYS))
     if unknown:
         raise InvalidArgument(f"unknown key {unknown[0]!r} in {where}; known keys: {', '.join(_KEYS)}")
@@ -152,7 +154,7 @@ def spec_from_dict(doc: dict[str, Any], *, where: str = "spec") -> PipelineSpec:
     delay = lambda v, key: delay_from_spec(v, where=key)  # noqa: E731
     return PipelineSpec(
         mode=doc["mode"], workers=k, steps=doc["steps"], seed=doc.get("seed", 0),
-        capacity=doc.get("capacity"), policy=doc.get("policy", "least_used"), max_reuse=doc.get("max_reuse"),
+        buffer=doc.get("buffer"), policy=doc.get("policy", "least_used"), max_reuse=doc.get("max_reuse"),
         compute=_per(doc["compute"], k, "compute", delay),
         slowdown=_per(doc.get("slowdown"), k, "slowdown", lambda v, key: v),
         latency=_per(doc.get("latency"), k - 1, "latency", delay),

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from pathlib import Path
 
-from dglsim.errors import DataError, InvalidArgument
+from dglsim.errors import DataError, InvalidArgument, warnings_on_one_line
 from dglsim.limits import ENV_VAR
 from dglsim.study.config import PROFILES, list_studies, load_study, parse_assignment, studies_dir
 
@@ -26,15 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"warning: {message}", file=file or sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.allow_large:
         os.environ[ENV_VAR] = "1"  # worker processes inherit it
-    warnings.showwarning = _one_line_warning
+    warnings_on_one_line()
     if args.name == "list":
         failed = 0
         for name in list_studies():

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dglsim.constraints import renamed
 from dglsim.errors import InvalidArgument
-from dglsim.recipe.config import RunConfig, parse_assignment
+from dglsim.recipe.config import RENAMED, RunConfig, parse_assignment
 
 __all__ = ["RunConfig", "StudySpec", "merge_axes", "PROFILES", "load_study", "parse_assignment", "studies_dir", "list_studies"]
 
@@ -56,11 +57,13 @@ class StudySpec:
         """(fixed settings, grids) after the profile and the overrides."""
         if profile not in PROFILES:
             raise InvalidArgument(f"'--profile' must be one of {list(PROFILES)}, got {profile!r}")
-        fixed = dict(self.base)
-        grids = [{k: list(v) for k, v in grid.items()} for grid in self.grids]
+        where = f"{self.path.name} (profile {profile})"
+        fixed = renamed(self.base, RENAMED, where=where)
+        grids = [{k: list(v) for k, v in renamed(grid, RENAMED, where=where).items()} for grid in self.grids]
+        overrides = renamed(overrides, RENAMED, where="--set")
         # A profile or an override that sets a grid key replaces that axis (a list) or fixes it,
         # in every grid that has it.
-        profile_settings = {k: v for k, v in self.profiles.get(profile, {}).items() if k != "seeds"}
+        profile_settings = {k: v for k, v in renamed(self.profiles.get(profile, {}), RENAMED, where=where).items() if k != "seeds"}
         for key, value in [*profile_settings.items(), *overrides.items()]:
             if isinstance(value, list) and not value:
                 raise InvalidArgument(f"{key!r} must be a non-empty list when it sets a grid axis, got []")

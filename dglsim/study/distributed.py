@@ -58,7 +58,7 @@ def sync_capacity(in_flight: int) -> int:
 def run_distributed(cfg: RunConfig, progress=None) -> tuple[list[dict], dict]:
     tcfg = cfg.train_config()
     with tempfile.TemporaryDirectory(prefix="dglsim-dist-") as tmp:
-        profile_cfg = dataclasses.replace(cfg, epochs=1, slowdown=1.0, delay="constant")
+        profile_cfg = dataclasses.replace(cfg, epochs=1, slowdown=1.0, compute_jitter="constant")
         profile = run_real(profile_cfg, Path(tmp) / "profile", in_flight=cfg.in_flight)
         calibration = fit_calibration(profile.trace.to_array(), cfg.k)
         real = run_real(cfg, Path(tmp) / "real", in_flight=cfg.in_flight)
@@ -68,7 +68,7 @@ def run_distributed(cfg: RunConfig, progress=None) -> tuple[list[dict], dict]:
     net = build_network(cfg.network_spec(), seed=cfg.seed)
     train, test = train_loader(cfg, train_set), test_loader(test_set)
     spec = calibrated_spec(calibration, mode=cfg.pipeline, steps=tcfg.epochs * len(train), seed=cfg.seed,
-                           capacity=sync_capacity(cfg.in_flight) if cfg.pipeline == "sync" else cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse, slowdown=slowdowns(cfg),
+                           buffer=sync_capacity(cfg.in_flight) if cfg.pipeline == "sync" else cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse, slowdown=slowdowns(cfg),
                            delay=compute_model(cfg, 1.0))  # the family the ranks inject
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each rank: the same kernels, so sync runs match update for update

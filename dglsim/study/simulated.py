@@ -36,7 +36,7 @@ def _staleness_bound_rows(cfg: RunConfig, spec: PipelineSpec, base: list[float])
     """The staleness bound M + floor(l_max / c_min) of each consumer (proofs/05), where its
     premises hold: async, constant compute times and latency, no bandwidth limit, no reuse cap."""
     latency, bandwidth, _ = link_times(cfg.link, cfg.latency, cfg.bandwidth)
-    if cfg.pipeline != "async" or cfg.delay != "constant" or bandwidth != float("inf") or cfg.max_reuse is not None:
+    if cfg.pipeline != "async" or cfg.compute_jitter != "constant" or bandwidth != float("inf") or cfg.max_reuse is not None:
         return []
     return [{"module": j, "metric": "staleness_bound", "value": async_staleness_bound(cfg.buffer, latency, base[j - 1] * spec.slowdown[j - 1])}
             for j in range(1, cfg.k)]

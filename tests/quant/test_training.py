@@ -22,7 +22,7 @@ def test_async_dgl_with_vq_links_and_buffers_learns_cifar10(cifar10):
     cfg = TrainConfig(epochs=3, batch_size=64, optim=OptimConfig(lr=0.05, lr_decay_every=2))
     loaders = (BatchLoader(train_set, 64, shuffle=True, augment=True, seed=0, drop_last=True), BatchLoader(test_set, 250, shuffle=False, augment=False))
     steps = cfg.epochs * len(loaders[0])
-    spec = spec_from_dict({"mode": "async", "workers": 3, "steps": steps, "capacity": 3, "compute": 0.01, "slowdown": [1.0, 1.5, 1.0], "seed": 0})
+    spec = spec_from_dict({"mode": "async", "workers": 3, "steps": steps, "buffer": 3, "compute": 0.01, "slowdown": [1.0, 1.5, 1.0], "seed": 0})
     codecs = [Codec(QuantConfig(family="vq", vq=VQConfig(codes=32), codebook_every=5), seed=j) for j in range(2)]
     run = train_simulated(net, *loaders, cfg, spec, codecs=codecs)
     final = [r["value"] for r in run.rows if r["metric"] == "test_accuracy" and r["module"] == 2][-1]

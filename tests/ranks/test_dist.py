@@ -120,12 +120,12 @@ def test_calibration_recovers_the_simulated_cluster_from_its_own_trace():
     from dglsim.ranks.calibrate import calibrated_spec, fit_calibration
     from dglsim.sim import simulate, spec_from_dict
 
-    spec = spec_from_dict({"mode": "sync", "workers": 3, "steps": 30, "capacity": 2, "compute": [0.01, 0.03, 0.02], "latency": [0.004, 0.001]})
+    spec = spec_from_dict({"mode": "sync", "workers": 3, "steps": 30, "buffer": 2, "compute": [0.01, 0.03, 0.02], "latency": [0.004, 0.001]})
     cal = fit_calibration(simulate(spec).trace.to_array(), 3)
     np.testing.assert_allclose(cal.compute_s, [0.01, 0.03, 0.02], rtol=1e-9)
     np.testing.assert_allclose(cal.link_s, [0.004, 0.001], rtol=1e-9)
     assert cal.compute_cv == pytest.approx((0, 0, 0), abs=1e-6)
-    twin = calibrated_spec(cal, mode="sync", steps=30, seed=0, capacity=2, policy="fifo", max_reuse=None, slowdown=(1.0, 1.0, 1.0))
+    twin = calibrated_spec(cal, mode="sync", steps=30, seed=0, buffer=2, policy="fifo", max_reuse=None, slowdown=(1.0, 1.0, 1.0))
     assert simulate(twin).makespan == pytest.approx(simulate(spec).makespan, rel=1e-9)
 
 
@@ -184,7 +184,7 @@ def test_the_twin_models_the_delay_the_ranks_inject(delay, slowdown):
     from dglsim.ranks.calibrate import Calibration, calibrated_spec
 
     cal = Calibration(compute_s=(0.01, 0.02), compute_cv=(0.0, 0.0), link_s=(0.001,), updates=(10, 10))
-    spec = calibrated_spec(cal, mode="async", steps=10, seed=0, capacity=2, policy="fifo", max_reuse=None, slowdown=(1.0, slowdown), delay=delay)
+    spec = calibrated_spec(cal, mode="async", steps=10, seed=0, buffer=2, policy="fifo", max_reuse=None, slowdown=(1.0, slowdown), delay=delay)
     factors = np.maximum(1.0, delay.sample(np.random.default_rng(1), 400_000) * slowdown)
     expected, se = 0.02 * factors.mean(), 0.02 * factors.std() / np.sqrt(factors.size)
     assert abs(spec.compute_model(1).mean - expected) <= 4 * se + 1e-12

@@ -30,15 +30,15 @@ def _spec(mode, compute, latency, **extra):
 
 CASES = [
     ("sync", {}),
-    ("sync", {"capacity": 1}),
-    ("sync", {"capacity": 3}),
-    ("async", {"capacity": 1, "policy": "least_used"}),
-    ("async", {"capacity": 5, "policy": "least_used", "max_reuse": 2}),
-    ("async", {"capacity": 4, "policy": "fifo", "max_reuse": 1}),
-    ("async", {"capacity": 4, "policy": "newest"}),
+    ("sync", {"buffer": 1}),
+    ("sync", {"buffer": 3}),
+    ("async", {"buffer": 1, "policy": "least_used"}),
+    ("async", {"buffer": 5, "policy": "least_used", "max_reuse": 2}),
+    ("async", {"buffer": 4, "policy": "fifo", "max_reuse": 1}),
+    ("async", {"buffer": 4, "policy": "newest"}),
     ("sync", {"payload_bytes": 4000, "bandwidth": 1e4}),  # a slow link: transfers queue up
-    ("sync", {"capacity": 2, "payload_bytes": 4000, "bandwidth": 1e4}),
-    ("async", {"capacity": 3, "policy": "least_used", "payload_bytes": 4000, "bandwidth": 1e4}),
+    ("sync", {"buffer": 2, "payload_bytes": 4000, "bandwidth": 1e4}),
+    ("async", {"buffer": 3, "policy": "least_used", "payload_bytes": 4000, "bandwidth": 1e4}),
 ]
 
 
@@ -48,7 +48,7 @@ def test_finish_times_equal_the_simpy_reference(mode, extra, seed):
     compute, latency = _durations(seed)
     ours = simulate(_spec(mode, compute, latency, **extra))
     transfer = extra.get("payload_bytes", 0) / extra.get("bandwidth", 1.0)
-    ref = run_reference(mode, compute, latency, capacity=extra.get("capacity"), policy=extra.get("policy", "least_used"), max_reuse=extra.get("max_reuse"), transfer=transfer)
+    ref = run_reference(mode, compute, latency, capacity=extra.get("buffer"), policy=extra.get("policy", "least_used"), max_reuse=extra.get("max_reuse"), transfer=transfer)
     for j in range(K):
         mine = finishes(ours.trace, j)["time"]
         assert len(mine) == len(ref[j])

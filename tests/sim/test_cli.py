@@ -45,9 +45,9 @@ def test_table_output_and_exports(tmp_path):
 
 def test_bad_spec_is_a_clear_error(tmp_path):
     spec = tmp_path / "bad.toml"
-    spec.write_text('mode = "async"\nworkers = 3\nsteps = 10\ncapacity = 0\ncompute = 0.1\n')
+    spec.write_text('mode = "async"\nworkers = 3\nsteps = 10\nbuffer = 0\ncompute = 0.1\n')
     result = _run(spec)
-    assert result.returncode == 2 and "'capacity' of PipelineSpec must be absent or an int >= 1, got 0" in result.stderr
+    assert result.returncode == 2 and "'buffer' of PipelineSpec must be absent or an int >= 1, got 0" in result.stderr
     result = _run(tmp_path / "missing.toml")
     assert result.returncode == 2 and "must be readable TOML" in result.stderr
 
@@ -60,7 +60,7 @@ def test_bad_spec_is_a_clear_error(tmp_path):
     ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {dist = "lognorm", s = "wide"}\n', "compute[0].s must be a number, got 'wide'"),
     ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {kind = "replay", values = [0.1, "x"]}\n', "compute[0].values[1] must be a number, got 'x'"),
     ('mode = "sync"\nworkers = 2\nsteps = 10\ncompute = {kind = "constant", value = true}\n', "'value' of Constant must be a finite real >= 0, got True"),
-    ('mode = "paper"\nworkers = 2\nsteps = 10\ncompute = 0.1\n', "'capacity' of PipelineSpec must be an int >= 1 (the buffer size M) in paper mode, got None"),
+    ('mode = "paper"\nworkers = 2\nsteps = 10\ncompute = 0.1\n', "'buffer' of PipelineSpec must be an int >= 1 (the buffer size M) in paper mode, got None"),
 ])
 def test_bad_values_and_unbounded_work_are_one_line_errors(tmp_path, text, message):
     spec = tmp_path / "bad.toml"
@@ -97,7 +97,18 @@ def test_payload_from_an_activation_shape(tmp_path):
 
 def test_a_timing_only_simulation_never_imports_torch():
     code = ("import sys; from dglsim.sim import simulate, spec_from_dict, summarize_trace, sync_fast; "
-            "r = simulate(spec_from_dict({'mode': 'async', 'workers': 3, 'steps': 50, 'capacity': 2, 'compute': {'kind': 'gamma', 'mean': 0.1, 'cv': 0.3}})); "
+            "r = simulate(spec_from_dict({'mode': 'async', 'workers': 3, 'steps': 50, 'buffer': 2, 'compute': {'kind': 'gamma', 'mean': 0.1, 'cv': 0.3}})); "
             "summarize_trace(r.trace, 3); print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
+
+
+def test_the_former_key_capacity_is_read_with_a_warning(tmp_path):
+    """`capacity` became `buffer` (RunConfig's name): the old spec runs the same, with a one-line warning."""
+    old, new = tmp_path / "old.toml", tmp_path / "new.toml"
+    old.write_text('mode = "async"\nworkers = 2\nsteps = 20\ncapacity = 3\ncompute = {kind = "gamma", mean = 0.1, cv = 0.5}\n')
+    new.write_text(old.read_text().replace("capacity", "buffer"))
+    ran_old, ran_new = _run(old, "--json"), _run(new, "--json")
+    same = lambda out: {k: v for k, v in json.loads(out).items() if k not in ("spec", "wall_s")}  # noqa: E731 (the spec's path and the wall time differ)
+    assert ran_old.returncode == 0 and same(ran_old.stdout) == same(ran_new.stdout)
+    assert "'capacity' in" in ran_old.stderr and "is now 'buffer'" in ran_old.stderr and "Traceback" not in ran_old.stderr

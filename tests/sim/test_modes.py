@@ -23,18 +23,18 @@ def test_async_with_exponential_times_is_the_authors_categorical_scheduler():
     is j with probability rate_j / sum(rates) (memorylessness). The observed sequence passes a
     chi-square test at level 0.001 against those probabilities, which equal paper mode's, and
     paper mode's own choices pass the same test."""
-    spec = _spec("async", steps=20_000, capacity=5, compute={"kind": "exponential", "mean": 0.01}, slowdown=SLOWDOWN, latency=1e-4)
+    spec = _spec("async", steps=20_000, buffer=5, compute={"kind": "exponential", "mean": 0.01}, slowdown=SLOWDOWN, latency=1e-4)
     rows = simulate(spec).trace.to_array()
     done = rows[rows["action"] == "finish"]
     first_done = min(done[done["worker"] == j]["time"][-1] for j in range(4))  # all workers still busy before this
     sequence = done[(done["time"] > 1.0) & (done["time"] < first_done)]["worker"]
-    p = paper_probabilities(spec_from_dict({"mode": "paper", "workers": 4, "steps": 1, "capacity": 1, "compute": 0.01, "slowdown": SLOWDOWN}))
+    p = paper_probabilities(spec_from_dict({"mode": "paper", "workers": 4, "steps": 1, "buffer": 1, "compute": 0.01, "slowdown": SLOWDOWN}))
     rates = 1 / np.array(SLOWDOWN)
     np.testing.assert_allclose(p, rates / rates.sum(), rtol=1e-15)
     counts = np.bincount(sequence, minlength=4)
     assert stats.chisquare(counts, p * counts.sum()).pvalue > 1e-3, counts
 
-    paper = simulate(spec_from_dict({"mode": "paper", "workers": 4, "steps": 20_000, "capacity": 5, "compute": 0.01, "slowdown": SLOWDOWN}))
+    paper = simulate(spec_from_dict({"mode": "paper", "workers": 4, "steps": 20_000, "buffer": 5, "compute": 0.01, "slowdown": SLOWDOWN}))
     prow = paper.trace.to_array()
     chosen = prow[(prow["action"] == "finish") & (prow["time"] >= 8)]
     cut = min(chosen[chosen["worker"] == j]["time"][-1] for j in range(4))
@@ -43,7 +43,7 @@ def test_async_with_exponential_times_is_the_authors_categorical_scheduler():
 
 
 def test_paper_mode_warms_up_in_the_authors_order():
-    rows = simulate(spec_from_dict({"mode": "paper", "workers": 3, "steps": 50, "capacity": 2, "compute": 1.0})).trace.to_array()
+    rows = simulate(spec_from_dict({"mode": "paper", "workers": 3, "steps": 50, "buffer": 2, "compute": 1.0})).trace.to_array()
     starts = rows[rows["action"] == "start"]
     assert starts["worker"][:6].tolist() == [0, 0, 1, 1, 2, 2] and starts["time"][:6].tolist() == [0, 1, 2, 3, 4, 5]
 
@@ -56,11 +56,11 @@ def test_fast_path_agrees_with_the_engine_to_float_rounding():
         np.testing.assert_allclose(f, fast.depart[j], rtol=1e-12, atol=1e-12 * fast.makespan)
     assert fast.makespan == pytest.approx(engine.makespan, rel=1e-12)
     with pytest.raises(InvalidArgument, match="sync_fast needs mode 'sync' with unbounded queues"):
-        sync_fast(_spec("sync", capacity=2))
+        sync_fast(_spec("sync", buffer=2))
 
 
 def test_sync_processes_every_item_once_in_order_within_the_queue_capacity():
-    result = simulate(_spec("sync", capacity=2, slowdown=[1.0, 3.0, 1.0, 1.0]))
+    result = simulate(_spec("sync", buffer=2, slowdown=[1.0, 3.0, 1.0, 1.0]))
     rows = result.trace.to_array()
     result.trace.validate(4)
     for j in range(1, 4):
@@ -76,7 +76,7 @@ def test_sync_processes_every_item_once_in_order_within_the_queue_capacity():
 def test_staleness_is_producer_updates_since_production(mode):
     """For every consumed item: staleness = producer's update count at consumption - the version
     the item carries, recomputed independently from the producer's finish rows."""
-    result = simulate(_spec(mode, capacity=3, max_reuse=3 if mode != "sync" else None, slowdown=[1.0, 2.0, 1.0, 1.0]))
+    result = simulate(_spec(mode, buffer=3, max_reuse=3 if mode != "sync" else None, slowdown=[1.0, 2.0, 1.0, 1.0]))
     rows = result.trace.to_array()
     for j in range(1, 4):
         starts = rows[(rows["worker"] == j) & (rows["action"] == "start")]
@@ -88,7 +88,7 @@ def test_staleness_is_producer_updates_since_production(mode):
 
 
 def test_async_consumer_never_trains_on_items_it_has_not_received():
-    result = simulate(_spec("async", capacity=1, slowdown=[4.0, 1.0, 1.0, 1.0]))
+    result = simulate(_spec("async", buffer=1, slowdown=[4.0, 1.0, 1.0, 1.0]))
     rows = result.trace.to_array()
     for j in range(1, 4):
         mine = rows[rows["worker"] == j]
@@ -101,13 +101,13 @@ def test_async_consumer_never_trains_on_items_it_has_not_received():
 
 
 def test_same_seed_same_trace_bytes_other_seed_other_trace():
-    a, b = simulate(_spec("async", capacity=4)), simulate(_spec("async", capacity=4))
-    c = simulate(_spec("async", capacity=4, seed=4))
+    a, b = simulate(_spec("async", buffer=4)), simulate(_spec("async", buffer=4))
+    c = simulate(_spec("async", buffer=4, seed=4))
     assert a.trace.text() == b.trace.text() and a.trace.text() != c.trace.text()
 
 
 def test_metrics_add_up():
-    result = simulate(_spec("async", capacity=4, payload_bytes=[100, 200, 300], slowdown=[1.0, 1.5, 1.0, 1.0]))
+    result = simulate(_spec("async", buffer=4, payload_bytes=[100, 200, 300], slowdown=[1.0, 1.5, 1.0, 1.0]))
     m = summarize_trace(result.trace, 4)
     assert [w["updates"] for w in m["workers"]] == [3000] * 4
     assert [w["bytes_sent"] for w in m["workers"]] == [300_000, 600_000, 900_000, 0]
@@ -120,7 +120,7 @@ def test_metrics_add_up():
 def test_paper_mode_finished_modules_keep_forwarding():
     """A module past its budget stops updating but still passes items on, so the modules after
     it keep receiving fresh items (the authors' epoch limit)."""
-    spec = spec_from_dict({"mode": "paper", "workers": 3, "steps": 200, "capacity": 4, "compute": 1.0, "slowdown": [1.0, 1.0, 3.0]})
+    spec = spec_from_dict({"mode": "paper", "workers": 3, "steps": 200, "buffer": 4, "compute": 1.0, "slowdown": [1.0, 1.0, 3.0]})
     result = simulate(spec)
     assert result.updates == [200, 200, 200]
     rows = result.trace.to_array()
@@ -142,7 +142,7 @@ def test_slow_link_serialises_transfers():
 @pytest.mark.parametrize("mode", ["sync", "async", "paper"])
 def test_periodic_callback_runs_at_each_interval_while_the_run_goes_on(mode):
     calls = []
-    spec = _spec(mode, capacity=3, steps=500)
+    spec = _spec(mode, buffer=3, steps=500)
     interval = 50.0 if mode == "paper" else 0.5
     period = {"every_steps" if mode == "paper" else "every": (interval, calls.append)}  # global steps or seconds
     result = simulate(spec, **period)
@@ -154,7 +154,7 @@ def test_periodic_callback_runs_at_each_interval_while_the_run_goes_on(mode):
 def test_a_period_in_the_other_modes_clock_is_refused(mode, wrong):
     """Seconds and global steps never share a parameter: each mode refuses the other's."""
     with pytest.raises(InvalidArgument, match=f"'{wrong}' of simulate"):
-        simulate(_spec(mode, capacity=3, steps=10), **{wrong: (1.0, lambda t: None)})
+        simulate(_spec(mode, buffer=3, steps=10), **{wrong: (1.0, lambda t: None)})
 
 
 def test_link_time_uses_each_items_own_size():
@@ -169,8 +169,8 @@ def test_link_time_uses_each_items_own_size():
     assert result.makespan == pytest.approx(0.1 + sum(i % 3 + 1 for i in range(30)) + 0.1)
 
 
-@pytest.mark.parametrize("mode,extra", [("sync", {"capacity": 3}), ("async", {"capacity": 4}), ("async", {"capacity": 4, "max_reuse": 2}),
-                                        ("paper", {"capacity": 3, "max_reuse": 2})])
+@pytest.mark.parametrize("mode,extra", [("sync", {"buffer": 3}), ("async", {"buffer": 4}), ("async", {"buffer": 4, "max_reuse": 2}),
+                                        ("paper", {"buffer": 3, "max_reuse": 2})])
 def test_buffer_peak_replays_what_the_buffer_held(mode, extra):
     """Counting items, the replayed peak is the largest occupancy the trace reports."""
     spec = _spec(mode, steps=400, slowdown=[1.0, 1.0, 2.0, 1.0], **extra)
@@ -185,7 +185,7 @@ def test_buffer_peak_replays_what_the_buffer_held(mode, extra):
 def test_paper_mode_needs_its_buffer_size():
     from dglsim.errors import InvalidArgument
 
-    with pytest.raises(InvalidArgument, match="'capacity' of PipelineSpec must be an int >= 1 \\(the buffer size M\\) in paper mode, got None"):
+    with pytest.raises(InvalidArgument, match="'buffer' of PipelineSpec must be an int >= 1 \\(the buffer size M\\) in paper mode, got None"):
         spec_from_dict({"mode": "paper", "workers": 3, "steps": 5, "compute": 0.01})
 
 
@@ -196,7 +196,7 @@ def test_the_authors_buffer_rule_doubles_staleness_against_least_used_in_their_s
     0.7. Mean over 20 seeds of 234 updates per module (seed-to-seed sd about 0.05 each)."""
     means = {}
     for policy in ("least_used", "authors"):
-        runs = [summarize_trace(simulate(spec_from_dict({"mode": "paper", "workers": 4, "steps": 234, "capacity": 5, "policy": policy,
+        runs = [summarize_trace(simulate(spec_from_dict({"mode": "paper", "workers": 4, "steps": 234, "buffer": 5, "policy": policy,
                                                          "compute": 0.01, "seed": s})).trace, 4) for s in range(20)]
         means[policy] = np.mean([[r["workers"][j]["staleness"]["mean"] for j in (1, 2, 3)] for r in runs], axis=0)
     assert (means["least_used"] < 0.8).all() and (means["authors"] > 1.3).all()

@@ -55,7 +55,7 @@ def test_littles_law_holds_exactly_on_every_run(k, capacity, cv, load, seed):
     """Over a run that starts and ends empty, the time integral of the number of items at a
     worker (arrived, not yet finished) equals the sum of their sojourns: L = lambda * W."""
     spec = spec_from_dict({
-        "mode": "sync", "workers": k, "steps": 300, "seed": seed, "capacity": capacity,
+        "mode": "sync", "workers": k, "steps": 300, "seed": seed, "buffer": capacity,
         "arrival": {"kind": "exponential", "mean": 1.0},
         "compute": {"kind": "gamma", "mean": load, "cv": cv},
         "latency": {"kind": "exponential", "mean": 0.1},

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from dglsim.errors import InvalidArgument
 from dglsim.sim import ACTIONS, Row, Trace, TraceError, format_row, parse_row, simulate, spec_from_dict
 
-SPEC = {"mode": "async", "workers": 3, "steps": 200, "capacity": 2, "compute": {"kind": "exponential", "mean": 0.01}, "latency": 0.001, "payload_bytes": 64}
+SPEC = {"mode": "async", "workers": 3, "steps": 200, "buffer": 2, "compute": {"kind": "exponential", "mean": 0.01}, "latency": 0.001, "payload_bytes": 64}
 
 rows = st.builds(
     Row, st.floats(0, 1e6, allow_nan=False), st.integers(0, 64), st.sampled_from(ACTIONS), st.integers(-1, 10**9),
@@ -71,8 +71,8 @@ def test_csv_and_chrome_exports(tmp_path):
     ({"mode": "pipelined"}, "'mode' of PipelineSpec must be one of"),
     ({"workers": 0}, "'workers' of PipelineSpec must be an int >= 1, got 0"),
     ({"steps": -5}, "'steps' of PipelineSpec must be an int >= 1, got -5"),
-    ({"capacity": 0}, "'capacity' of PipelineSpec must be absent or an int >= 1, got 0"),
-    ({"capacity": None}, "'capacity' of PipelineSpec must be an int >= 1 \\(the buffer size M\\) in async mode"),
+    ({"buffer": 0}, "'buffer' of PipelineSpec must be absent or an int >= 1, got 0"),
+    ({"buffer": None}, "'buffer' of PipelineSpec must be an int >= 1 \\(the buffer size M\\) in async mode"),
     ({"policy": "lifo"}, "'policy' of PipelineSpec must be one of"),
     ({"max_reuse": 0}, "'max_reuse' of PipelineSpec must be absent or an int >= 1, got 0"),
     ({"bandwidth": 0}, "'bandwidth' of PipelineSpec must be a real > 0"),

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from dglsim.errors import InvalidArgument
 from dglsim.study import load_study
 from dglsim.study.cli import main
 from dglsim.study.store import ResultsStore, driver_lock
@@ -138,3 +139,24 @@ def test_a_simulated_run_that_stops_short_under_max_reuse_says_so(studies, tmp_p
     short = stopped_short(rows)
     assert list(short) == [1] and short[1] < 3 * 2  # 3 epochs of 2 batches planned
     assert f"stopped short of its 3 epochs on module(s) 1 ({int(short[1])} updates)" in capsys.readouterr().err
+
+
+def test_a_renamed_key_is_read_with_a_warning_and_keeps_the_store_key(studies):
+    """`delay` became `compute_jitter`: the old name gives the same run, keyed as before the rename."""
+    import warnings
+
+    from dglsim.study import RunConfig
+
+    with pytest.warns(FutureWarning, match="'delay' in test is now 'compute_jitter'"):
+        old = RunConfig.from_dict({"method": "simulated", "delay": "lognormal"}, where="test")
+    new = RunConfig(method="simulated", compute_jitter="lognormal")
+    assert old == new and old.key() == new.key()
+    import hashlib
+    import json
+    former = {("delay" if k == "compute_jitter" else k): v for k, v in new.as_dict().items()}
+    assert new.key() == hashlib.sha256(json.dumps(former, sort_keys=True).encode()).hexdigest()[:20]
+    with pytest.warns(FutureWarning):
+        assert [r.compute_jitter for r in load_study("tiny").runs("default", {"delay": "straggler"})] == ["straggler"]
+    with warnings.catch_warnings(), pytest.raises(InvalidArgument, match="'delay' and 'compute_jitter' in test must not both be given"):
+        warnings.simplefilter("ignore")
+        RunConfig.from_dict({"delay": "lognormal", "compute_jitter": "constant"}, where="test")

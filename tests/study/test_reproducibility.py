@@ -15,7 +15,7 @@ import pytest
 
 CHILD = Path(__file__).with_name("reproduce_trace.py")
 BASE = {"method": "simulated", "arch": "authors_cnn", "k": 3, "width": 4, "head": "linear", "epochs": 1, "batch_size": 32,
-        "slowed": 1, "slowdown": 1.5, "buffer": 2, "delay": "lognormal", "evals": 1}
+        "slowed": 1, "slowdown": 1.5, "buffer": 2, "compute_jitter": "lognormal", "evals": 1}
 BUSY = "import time\nt = time.time()\nwhile time.time() - t < 60: sum(range(10000))"
 
 

@@ -182,7 +182,7 @@ def test_simulated_runs_with_the_same_config_give_the_same_results(cifar10):
     from dglsim.study.execute import execute_run
 
     cfg = RunConfig(method="simulated", pipeline="async", k=3, width=4, head="linear", train_per_class=10, test_per_class=5,
-                    epochs=1, batch_size=20, slowdown=2.0, buffer=2, delay="lognormal", cluster="given", compute_time=(0.01, 0.02, 0.01), evals=2)
+                    epochs=1, batch_size=20, slowdown=2.0, buffer=2, compute_jitter="lognormal", cluster="given", compute_time=(0.01, 0.02, 0.01), evals=2)
     assert execute_run(cfg)["rows"] == execute_run(cfg)["rows"]
 
 

@@ -42,7 +42,7 @@ def test_the_trace_never_reports_more_staleness_than_the_bound(capacity, c_min, 
     """Producers draw compute times uniformly from [c_min, c_min (1 + 4 spread)], links a latency
     from [0, latency_max] (no bandwidth limit); every consumed item's staleness is within the bound."""
     compute = {"dist": "uniform", "loc": c_min, "scale": c_min * 4 * spread} if spread > 0 else c_min
-    spec = spec_from_dict({"mode": "async", "workers": 3, "steps": 400, "seed": seed, "capacity": capacity,
+    spec = spec_from_dict({"mode": "async", "workers": 3, "steps": 400, "seed": seed, "buffer": capacity,
                            "compute": [compute, compute, {"dist": "uniform", "loc": c_min, "scale": 3 * c_min}],
                            "latency": {"dist": "uniform", "loc": 0.0, "scale": latency_max} if latency_max > 0 else 0.0, "policy": policy})
     rows = simulate(spec).trace.to_array()
@@ -58,7 +58,7 @@ def test_the_staleness_bound_is_reached(latency):
     """Constant times, a consumer 3x slower than its producer, FIFO sampling: the consumer takes
     the oldest of M buffered items while the newest ones are still on the link, so the bound is
     attained (it is tight)."""
-    spec = spec_from_dict({"mode": "async", "workers": 2, "steps": 300, "capacity": 4, "policy": "fifo", "compute": [0.01, 0.03], "latency": latency})
+    spec = spec_from_dict({"mode": "async", "workers": 2, "steps": 300, "buffer": 4, "policy": "fifo", "compute": [0.01, 0.03], "latency": latency})
     rows = simulate(spec).trace.to_array()
     starts = rows[(rows["action"] == "start") & (rows["worker"] == 1)]
     assert starts["staleness"].max() == async_staleness_bound(4, latency, 0.01)
@@ -68,7 +68,7 @@ def test_a_reuse_cap_breaks_the_bound():
     """With max_reuse, consumed items leave the buffer, so newer items need not push an old one
     out: it can linger and be consumed far staler than M + floor(l_max / c_min). The bound's
     premise (items leave only by eviction) is needed."""
-    spec = spec_from_dict({"mode": "async", "workers": 3, "steps": 400, "seed": 0, "capacity": 2, "max_reuse": 1,
+    spec = spec_from_dict({"mode": "async", "workers": 3, "steps": 400, "seed": 0, "buffer": 2, "max_reuse": 1,
                            "compute": [{"dist": "uniform", "loc": 0.015625, "scale": 0.015625}] * 2 + [{"dist": "uniform", "loc": 0.015625, "scale": 0.046875}]})
     rows = simulate(spec).trace.to_array()
     starts = rows[(rows["action"] == "start") & (rows["worker"] > 0)]

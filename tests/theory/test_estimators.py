@@ -107,7 +107,7 @@ def test_snapshots_bracket_the_run_and_keep_their_own_copies():
     net = build_network(NetworkSpec(arch="authors_cnn", k=3, width=4, head="mlp", head_width=8, input_shape=(3, 8, 8)), seed=0)
     initial = {k: v.clone() for k, v in net.state_dict().items()}
     codecs = [Codec(QuantConfig(family="vq", vq=VQConfig(codes=4)), seed=j) for j in range(2)]
-    spec = spec_from_dict({"mode": "async", "workers": 3, "steps": 8, "capacity": 2, "compute": [0.01, 0.01, 0.03]})
+    spec = spec_from_dict({"mode": "async", "workers": 3, "steps": 8, "buffer": 2, "compute": [0.01, 0.01, 0.03]})
     run, snaps = train_with_snapshots(net, BatchLoader(data, 16, shuffle=True, augment=False, seed=0, drop_last=True), BatchLoader(data, 32, shuffle=False, augment=False),
                                       TrainConfig(epochs=2, batch_size=16, optim=OptimConfig(lr=0.05)), spec, interval=0.05, codecs=codecs)
     assert all(torch.equal(snaps[0].state[k], v) for k, v in initial.items())

@@ -48,7 +48,7 @@ def _train_and_estimate(setting: str, seed: int, train_set, test_set):
     train = BatchLoader(train_set, BATCH, shuffle=True, augment=True, seed=seed, drop_last=True)
     test = BatchLoader(test_set, 100, shuffle=False, augment=False)
     steps = EPOCHS * len(train)
-    spec = spec_from_dict({"mode": mode, "workers": K, "steps": steps, "seed": seed, "capacity": CAPACITY, "compute": compute})
+    spec = spec_from_dict({"mode": mode, "workers": K, "steps": steps, "seed": seed, "buffer": CAPACITY, "compute": compute})
     codecs = [Codec(QuantConfig(family="vq", vq=VQConfig(codes=16), codebook_every=2), seed=seed + j) for j in range(K - 1)] if quantized else None
     run, snapshots = train_with_snapshots(net, train, test, cfg, spec, interval=steps * max(compute) / 6, codecs=codecs)
     rows = estimate_assumptions(net, snapshots, next(iter(test.epoch(0))), run.updates, batch_size=BATCH, hessian_iters=8, vectors=400)

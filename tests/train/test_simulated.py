@@ -37,7 +37,7 @@ def _params(net):
     return torch.cat([p.detach().flatten() for p in net.parameters()])
 
 
-@pytest.mark.parametrize("extra", [{}, {"capacity": 1}, {"capacity": 3, "slowdown": [1.0, 3.0, 1.0]}])
+@pytest.mark.parametrize("extra", [{}, {"buffer": 1}, {"buffer": 3, "slowdown": [1.0, 3.0, 1.0]}])
 def test_sync_mode_reproduces_synchronous_dgl_exactly(extra):
     """Whatever the interleaving the simulator picks, sync mode gives every module the same
     inputs in the same order as dglsim.train's synchronous DGL: identical parameters."""
@@ -54,7 +54,7 @@ def test_paper_mode_semantics():
     then freshest with a reuse cap, warm-up 0,0,1,1,2,2, each module's learning rate decays with
     its own epochs, and a module past its epochs stops updating but keeps forwarding."""
     net = build_network(NET, seed=4)
-    spec = _spec("paper", capacity=2, max_reuse=3, slowdown=[1.0, 1.0, 2.0])
+    spec = _spec("paper", buffer=2, max_reuse=3, slowdown=[1.0, 1.0, 2.0])
     run = train_simulated(net, *_loaders(), CFG, spec)
     up = run.updates
     assert up["module"][:6].tolist() == [0, 0, 1, 1, 2, 2]
@@ -77,7 +77,7 @@ def test_paper_mode_semantics():
 
 def test_finished_module_keeps_its_parameters_while_forwarding():
     net = build_network(NET, seed=5)
-    spec = _spec("paper", capacity=2, slowdown=[1.0, 1.0, 4.0])
+    spec = _spec("paper", buffer=2, slowdown=[1.0, 1.0, 4.0])
     seen = {}
     original = net.stages[0].forward
 
@@ -95,7 +95,7 @@ def test_finished_module_keeps_its_parameters_while_forwarding():
 
 @pytest.mark.parametrize("mode", ["sync", "async", "paper"])
 def test_staleness_in_a_training_run_is_producer_updates_since_production(mode):
-    run = train_simulated(build_network(NET, seed=6), *_loaders(), CFG, _spec(mode, capacity=2, slowdown=[1.0, 2.5, 1.0]))
+    run = train_simulated(build_network(NET, seed=6), *_loaders(), CFG, _spec(mode, buffer=2, slowdown=[1.0, 2.5, 1.0]))
     rows = run.result.trace.to_array()
     for j in (1, 2):
         for at in np.flatnonzero((rows["worker"] == j) & (rows["action"] == "start")):
@@ -108,7 +108,7 @@ def test_slowed_module_with_empty_buffer_never_trains_on_unreceived_data():
     """Module 0 slowed 5x, buffers of 1: modules 1 and 2 wait for data and each input they train on
     is an output their producer actually sent, after it arrived."""
     net = build_network(NET, seed=7)
-    run = train_simulated(net, *_loaders(), CFG, _spec("async", capacity=1, slowdown=[5.0, 1.0, 1.0]))
+    run = train_simulated(net, *_loaders(), CFG, _spec("async", buffer=1, slowdown=[5.0, 1.0, 1.0]))
     rows = run.result.trace.to_array()
     for j in (1, 2):
         arrived = {}
@@ -123,7 +123,7 @@ def test_slowed_module_with_empty_buffer_never_trains_on_unreceived_data():
 
 
 def test_evaluations_at_intervals_of_simulated_time_and_at_the_end():
-    run = train_simulated(build_network(NET, seed=8), *_loaders(), CFG, _spec("async", capacity=2), eval_interval=0.03)
+    run = train_simulated(build_network(NET, seed=8), *_loaders(), CFG, _spec("async", buffer=2), eval_interval=0.03)
     times = sorted({r["time"] for r in run.rows})
     assert times[:-1] == pytest.approx([0.03 * (i + 1) for i in range(len(times) - 1)])
     assert times[-1] == pytest.approx(run.result.makespan)
@@ -133,7 +133,7 @@ def test_evaluations_at_intervals_of_simulated_time_and_at_the_end():
 
 def test_observe_sees_every_evaluation_with_the_updates_done_so_far():
     seen = []
-    run = train_simulated(build_network(NET, seed=8), *_loaders(), CFG, _spec("async", capacity=2), eval_interval=0.03,
+    run = train_simulated(build_network(NET, seed=8), *_loaders(), CFG, _spec("async", buffer=2), eval_interval=0.03,
                           observe=lambda t, done: seen.append((t, tuple(done))))
     assert [t for t, _ in seen] == sorted({r["time"] for r in run.rows})
     for t, done in seen:  # the updates that started before t (each finishes before the next of its module starts)
@@ -162,7 +162,7 @@ def test_profiling_times_every_module_and_leaves_the_network_untouched():
 @pytest.mark.parametrize("mode", ["async", "paper"])
 def test_each_evaluation_time_appears_once_and_the_last_is_the_end(mode):
     interval = 0.01 if mode == "async" else 4.0
-    run = train_simulated(build_network(NET, seed=11), *_loaders(), CFG, _spec(mode, capacity=2), eval_interval=interval)
+    run = train_simulated(build_network(NET, seed=11), *_loaders(), CFG, _spec(mode, buffer=2), eval_interval=interval)
     last_module = [r for r in run.rows if r["metric"] == "test_accuracy" and r["module"] == 2]
     times = [r["time"] for r in last_module]
     assert len(times) == len(set(times)) and times[-1] == run.result.makespan
@@ -178,7 +178,7 @@ def test_float_codecs_change_nothing_and_report_the_float_bytes():
     reference = build_network(NET, seed=3)
     train("dgl", reference, *_loaders(), CFG)
     simulated = build_network(NET, seed=3)
-    run = train_simulated(simulated, *_loaders(), CFG, _spec("sync", capacity=2), codecs=[Codec(QuantConfig()) for _ in range(2)])
+    run = train_simulated(simulated, *_loaders(), CFG, _spec("sync", buffer=2), codecs=[Codec(QuantConfig()) for _ in range(2)])
     assert torch.equal(_params(reference), _params(simulated))
     assert [link["bits_per_value"] for link in run.links] == [32.0, 32.0]
     assert run.item_bytes[:2] == batch_payload_bytes(simulated, 16)[:2]
@@ -193,7 +193,7 @@ def test_vq_links_send_codes_and_count_codebooks_in_bytes_and_buffers():
     seen = []
     original = codecs[1].decode
     codecs[1].decode = lambda item: seen.append(item) or original(item)
-    run = train_simulated(net, *_loaders(), CFG, _spec("async", capacity=3), codecs=codecs, eval_interval=0.05)
+    run = train_simulated(net, *_loaders(), CFG, _spec("async", buffer=3), codecs=codecs, eval_interval=0.05)
     assert seen and all(isinstance(item, Encoded) for item in seen)
     steps = CFG.epochs * PER_EPOCH
     shapes = net.output_shapes()
