@@ -11,6 +11,18 @@ settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """A test that sets torch's thread count does not leak it into the tests after it."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    if before is not None:
+        torch.set_num_threads(before)
+
+
 def _require(path: Path, what: str) -> None:
     if path.exists():
         return

@@ -102,6 +102,10 @@ def test_the_store_records_the_settings_that_change_results_and_refuses_others(t
 
 @pytest.mark.data
 def test_a_resume_with_another_jobs_count_is_refused(studies, tmp_path, capsys, cifar10):
+    import torch
+
+    # one job runs with the process's threads, two jobs with half the cores each: make them differ
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // 2) + 1)
     out = tmp_path / "out"
     assert main(["tiny", "--out", str(out), "--no-progress"]) == 0
     assert main(["tiny", "--out", str(out), "--no-progress", "--jobs", "2"]) == 2
