@@ -14,14 +14,15 @@ def _get(run: Any, key: str) -> Any:
 
 
 def quantizer(run: Any, *, size: bool = True) -> str:
-    """What the links carry: float32, VQ (K codes; N groups and γ when not the defaults), or a
-    scalar quantizer and its bits. `size=False` leaves out K and the bits (a curve over them)."""
+    """What the links carry: float32, VQ (its codes; N groups and γ when not the defaults), or a
+    scalar quantizer and its bits. `size=False` leaves out the codes and the bits (a curve over
+    them). Codes are never "K": K is the number of modules."""
     family = _get(run, "quant")
     if family == "none":
         return "float32"
     if family == "vq":
         groups, gamma = int(_get(run, "groups")), float(_get(run, "gamma"))
-        return ("VQ" + (f" K={int(_get(run, 'codes'))}" if size else "") + (f" N={groups}" if groups > 1 else "")
+        return ("VQ" + (f" {int(_get(run, 'codes'))} codes" if size else "") + (f" N={groups}" if groups > 1 else "")
                 + (f" γ={gamma:g}" if gamma != 0.99 else ""))
     name = {"uniform": "uniform", "stochastic": "stochastic rounding"}[family]
     return name + (f" {int(_get(run, 'quant_bits'))}-bit" if size else "")

@@ -83,8 +83,8 @@ def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
     for ax, pipeline in zip(axes[0], pipelines):
         data = runs[runs["pipeline"] == pipeline]
         sns.lineplot(data=data, x="bits_per_value", y="accuracy", hue="quantizer", hue_order=order, marker="o", errorbar=errorbar(), err_style="bars", ax=ax)
-        for _, r in data[data["quantizer"] == "VQ"].drop_duplicates("codes").iterrows():  # the K curve; variants are at K = 256
-            ax.annotate(f"K={int(r['codes'])}", (r["bits_per_value"], r["accuracy"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        for _, r in data[data["quantizer"] == "VQ"].drop_duplicates("codes").iterrows():  # the curve over the codes; variants are at 256 codes
+            ax.annotate(f"{int(r['codes'])} codes", (r["bits_per_value"], r["accuracy"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("bits per activation value on the links (codebooks included)")
         ax.set_ylabel("final test accuracy, last module")

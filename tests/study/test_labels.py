@@ -8,8 +8,8 @@ from dglsim.study import labels
 
 CASES = [
     (dict(method="simulated", pipeline="sync"), "sync", "float32"),
-    (dict(method="simulated", pipeline="async", slowdown=2.0, quant="vq", codes=16), "async slowdown 2, VQ K=16", "VQ K=16"),
-    (dict(method="simulated", pipeline="async", quant="vq", codes=256, groups=2, gamma=0.9), "async, VQ K=256 N=2 γ=0.9", "VQ K=256 N=2 γ=0.9"),
+    (dict(method="simulated", pipeline="async", slowdown=2.0, quant="vq", codes=16), "async slowdown 2, VQ 16 codes", "VQ 16 codes"),
+    (dict(method="simulated", pipeline="async", quant="vq", codes=256, groups=2, gamma=0.9), "async, VQ 256 codes N=2 γ=0.9", "VQ 256 codes N=2 γ=0.9"),
     (dict(method="simulated", pipeline="sync", quant="stochastic", quant_bits=16), "sync, stochastic rounding 16-bit", "stochastic rounding 16-bit"),
 ]
 

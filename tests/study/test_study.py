@@ -240,7 +240,7 @@ def test_sim_vs_real_smoke_profile_writes_predicted_against_measured(tmp_path, c
     assert main(["sim_vs_real", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
     assert (tmp_path / "figures" / "predicted_vs_measured.png").stat().st_size > 0
     pairs = pd.read_csv(tmp_path / "predictions.csv")
-    assert set(pairs["setting"]) == {"K=2 sync", "K=2 async", "K=2 sync, VQ K=16", "K=2 async, VQ K=16"}
+    assert set(pairs["setting"]) == {"K=2 sync", "K=2 async", "K=2 sync, VQ 16 codes", "K=2 async, VQ 16 codes"}
     assert {"epoch_wallclock_s", "throughput", "utilization", "staleness_mean", "test_accuracy"} <= set(pairs["metric"])
     assert pairs[["real", "sim"]].notna().all().all() and (pairs.loc[pairs["metric"] == "epoch_wallclock_s", ["real", "sim"]] > 0).all().all()
     errors = pd.read_csv(tmp_path / "prediction_error.csv")
