@@ -3,14 +3,10 @@ and `torchrun ... -m dglsim.dist ...` still run (with a note naming the new modu
 was renamed because `dist/` is the packaging convention for build output, which tools skip."""
 
 import os
+import runpy
 import sys
 
 if __name__ == "__main__":
     if os.environ.get("RANK", "0") == "0":  # once per run, not once per rank
         print("note: dglsim.dist is now dglsim.ranks (python -m dglsim.ranks); the old name goes in the next release", file=sys.stderr)
-    from dglsim.allocator import reexec_with_allocator
-
-    reexec_with_allocator(["-m", "dglsim.ranks", *sys.argv[1:]])
-    from dglsim.ranks.cli import main
-
-    sys.exit(main())
+    runpy.run_module("dglsim.ranks", run_name="__main__", alter_sys=True)

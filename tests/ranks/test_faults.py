@@ -23,6 +23,8 @@ import pytest
 from dglsim.ranks.launch import first_failure
 from dglsim.ranks.worker import FAULT_ENV
 
+from ..processes import TAG_VAR, tagged
+
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 CONFIG = """dataset = "cifar10"
@@ -43,23 +45,8 @@ timeout_s = 60
 NOTICE_S = 10.0  # the most a fault may take to reach every process (start-up excluded)
 
 
-def _tagged(tag: str) -> dict[int, dict[str, str]]:
-    """The live processes whose environment carries `tag` (inherited by every process of a run)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            env = dict(v.split("=", 1) for v in (entry / "environ").read_bytes().decode(errors="replace").split("\0") if "=" in v)
-        except OSError:
-            continue
-        if env.get("DGLSIM_TEST_RUN") == tag:
-            found[int(entry.name)] = env
-    return found
-
-
 def _rank_pid(tag: str, rank: int) -> int:
-    return next(pid for pid, env in _tagged(tag).items() if env.get("RANK") == str(rank) and env.get("LOCAL_RANK") is not None)
+    return next(pid for pid, env in tagged(tag).items() if env.get("RANK") == str(rank) and env.get("LOCAL_RANK") is not None)
 
 
 class Run:
@@ -69,7 +56,7 @@ class Run:
         self.tag = uuid.uuid4().hex
         (tmp_path / "run.toml").write_text(CONFIG)
         self.out = tmp_path / "out"
-        env = dict(os.environ, DGLSIM_TEST_RUN=self.tag, PYTHONWARNINGS="ignore")
+        env = dict(os.environ, PYTHONWARNINGS="ignore", **{TAG_VAR: self.tag})
         env[FAULT_ENV] = "1:2:hang"
         self.proc = subprocess.Popen([*command, str(tmp_path / "run.toml"), "--out", str(self.out), "--no-progress"],
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
@@ -93,7 +80,7 @@ class Run:
 
     def nothing_alive_within(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
-        while _tagged(self.tag):
+        while tagged(self.tag):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.1)

@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
+
+from ..processes import TAG_VAR, tagged
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 
@@ -31,34 +32,23 @@ batch_size = 20
 """
 
 
-def _tagged(tag: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and f"DGLSIM_TEST_RUN={tag}".encode() in (entry / "environ").read_bytes().split(b"\0"):
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
 def test_a_killed_driver_leaves_no_worker_and_an_intact_store(tmp_path, cifar10):
     (tmp_path / "studies").mkdir()
     (tmp_path / "studies" / "tiny.toml").write_text(STUDY)
     tag = uuid.uuid4().hex
-    env = dict(os.environ, DGLSIM_STUDIES=str(tmp_path / "studies"), DGLSIM_TEST_RUN=tag, PYTHONWARNINGS="ignore")
+    env = dict(os.environ, DGLSIM_STUDIES=str(tmp_path / "studies"), PYTHONWARNINGS="ignore", **{TAG_VAR: tag})
     driver = subprocess.Popen([sys.executable, "-m", "dglsim.study", "tiny", "--out", str(tmp_path / "out"), "--jobs", "2", "--no-progress"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while len(_tagged(tag)) < 4:  # the driver, the resource tracker and two workers
+    while len(tagged(tag)) < 4:  # the driver, the resource tracker and two workers
         assert time.monotonic() < deadline and driver.poll() is None, "the pool never started"
         time.sleep(0.2)
     time.sleep(2)  # the workers are importing and training
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     deadline = time.monotonic() + 10
-    while _tagged(tag) and time.monotonic() < deadline:
+    while tagged(tag) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _tagged(tag) == []
+    assert tagged(tag) == {}
     with sqlite3.connect(tmp_path / "out" / "results.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
