@@ -111,6 +111,9 @@ class RunConfig:
     # the convergence theory's quantities (dglsim.theory) estimated at every evaluation, with
     # the corollary's bound computed from them (method "simulated" only)
     theory: bool = False
+    # theory: epochs of the reference run, the same network and setting trained from the same
+    # start for longer (to convergence): its producers' outputs stand for the limit law q*
+    reference_epochs: int | None = None
     in_flight: int = 2  # method "distributed", sync: items in flight between two ranks (the simulated twin's queue capacity)
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
@@ -153,6 +156,7 @@ class RunConfig:
         "codebook_every": QuantConfig.CONSTRAINTS["codebook_every"],
         "codebook_dtype": QuantConfig.CONSTRAINTS["codebook_dtype"],
         "theory": boolean(),
+        "reference_epochs": optional(int_at_least(1)),
         "in_flight": int_at_least(1),
     }
 
@@ -168,6 +172,11 @@ class RunConfig:
             raise InvalidArgument(f"'quant' of RunConfig must be 'none' unless method is 'simulated' or 'distributed' (quantization acts on the links), got {self.quant!r} with method {self.method!r}")
         if self.theory and self.method != "simulated":
             raise InvalidArgument(f"'theory' of RunConfig must be false unless method is 'simulated' (the estimates need a simulated run's per-update record), got true with method {self.method!r}")
+        if self.theory and (self.reference_epochs is None or self.reference_epochs <= self.epochs):
+            raise InvalidArgument(f"'reference_epochs' of RunConfig must be an int > epochs = {self.epochs} when theory is true (the limit law q* comes from "
+                                  f"the same network trained longer), got {self.reference_epochs!r}")
+        if not self.theory and self.reference_epochs is not None:
+            raise InvalidArgument(f"'reference_epochs' of RunConfig must be None unless theory is true (only the theory's estimates use the reference run), got {self.reference_epochs!r}")
         if self.method == "distributed" and self.pipeline == "paper":
             raise InvalidArgument("'pipeline' of RunConfig must be 'sync' or 'async' with method 'distributed' (paper mode is a simulator schedule), got 'paper'")
         if isinstance(self.compute_time, tuple) and len(self.compute_time) != self.k:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
+
 import numpy as np
 
 from dglsim.cluster import link_times
@@ -14,10 +17,12 @@ from dglsim.recipe.rows import loss_rows, updates_rows
 from dglsim.sim import PipelineSpec
 from dglsim.sim.metrics import distribution
 from dglsim.theory.staleness import async_staleness_bound
-from dglsim.theory.training import estimate_assumptions, train_with_snapshots
+from dglsim.theory.training import estimate_assumptions, train_with_snapshots, training_probe
 from dglsim.train.simulated import batch_payload_bytes, train_simulated
 
 __all__ = ["run_simulated"]
+
+PROBE_SIZE = 250  # training samples the theory's estimates average over (their cost is linear in it)
 
 
 def _distribution_rows(updates: dict[str, np.ndarray], k: int) -> list[dict]:
@@ -42,6 +47,17 @@ def _staleness_bound_rows(cfg: RunConfig, spec: PipelineSpec, base: list[float])
             for j in range(1, cfg.k)]
 
 
+def _reference_state(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: BatchLoader, base: list[float], item_bytes: int) -> dict:
+    """The limit law's network: `net` (a copy of the run's start) trained in the run's setting for
+    reference_epochs, from the same seed and data order, with its own links' codecs. In a
+    deterministic setting its first epochs are the run itself; the rest carries it to convergence
+    under the decaying learning rate, so c_t is measured against a limit, not the run's own end."""
+    tcfg = replace(cfg.train_config(), epochs=cfg.reference_epochs)
+    spec = pipeline_spec(cfg, base, item_bytes, tcfg.epochs * len(train))
+    train_simulated(net, train, test, tcfg, spec, codecs=link_codecs(cfg))
+    return copy.deepcopy(net.state_dict())
+
+
 def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: BatchLoader, progress=None) -> tuple[list[dict], dict]:
     """Train `net` under `cfg`'s simulated cluster; returns (tidy rows, provenance additions)."""
     tcfg = cfg.train_config()
@@ -52,9 +68,10 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
     codecs = link_codecs(cfg)
     interval = expected_length(spec) / cfg.evals
     if cfg.theory:
+        limit = _reference_state(cfg, copy.deepcopy(net), train, test, base, item_bytes)
         run, snapshots = train_with_snapshots(net, train, test, tcfg, spec, interval=interval, codecs=codecs, progress=progress)
-        probe = next(iter(test.epoch(0)))
-        theory_rows = estimate_assumptions(net, snapshots, probe, run.updates, batch_size=min(tcfg.batch_size, len(probe[1])), seed=cfg.seed)
+        probe = training_probe(train, PROBE_SIZE)
+        theory_rows = estimate_assumptions(net, snapshots, probe, run.updates, limit=limit, batch_size=min(tcfg.batch_size, len(probe[1])), seed=cfg.seed)
         theory_rows += _staleness_bound_rows(cfg, spec, base)
     else:
         run, theory_rows = train_simulated(net, train, test, tcfg, spec, eval_interval=interval, progress=progress, codecs=codecs), []

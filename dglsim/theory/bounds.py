@@ -20,7 +20,8 @@ import numpy as np
 
 from dglsim.errors import InvalidArgument
 
-__all__ = ["descent_slack", "quantized_descent_slack", "logistic_quantization_bias_bound", "corollary_bound", "rate_bound", "tail_exponent", "SummabilityReport", "summability"]
+__all__ = ["descent_slack", "quantized_descent_slack", "logistic_quantization_bias_bound", "corollary_bound", "corollary_from_sums", "trajectory_bound",
+           "power_law_decay", "rate_bound", "tail_exponent", "SummabilityReport", "summability"]
 
 
 def _sequence(name: str, values, where: str) -> np.ndarray:
@@ -75,15 +76,51 @@ def corollary_bound(initial_gap: float, smoothness: float, second_moment: float,
     if len(cs) < len(etas):
         raise InvalidArgument(f"'cs' of corollary_bound must hold one c_t per step ({len(etas)}), got {len(cs)}")
     cs = cs[: len(etas)]
-    bias = np.sqrt(2) * second_moment * np.cumsum(etas * np.sqrt(cs))
     if biases is not None:
         biases = _sequence("biases", biases, "corollary_bound")
         if len(biases) < len(etas):
             raise InvalidArgument(f"'biases' of corollary_bound must hold one B_t per step ({len(etas)}), got {len(biases)}")
-        bias = bias + np.sqrt(second_moment) * np.cumsum(etas * biases[: len(etas)])
+    bias_sums = np.zeros(len(etas)) if biases is None else np.cumsum(etas * biases[: len(etas)])
+    return corollary_from_sums(initial_gap, smoothness, second_moment, np.cumsum(etas), np.cumsum(etas**2), np.cumsum(etas * np.sqrt(cs)), bias_sums,
+                               decoded_second_moment=decoded_second_moment)
+
+
+def corollary_from_sums(initial_gap, smoothness, second_moment, sum_eta, sum_eta2, sum_eta_sqrt_c, sum_eta_bias=0.0, *,
+                        decoded_second_moment: float | None = None):
+    """The corollary's bound from the sums it is made of (each at one horizon, or arrays of
+    horizons): [gap + sqrt(2) G sum eta sqrt(c) + sqrt(G) sum eta B + (L G~ / 2) sum eta^2] / sum eta.
+    The sums of one run and the constants of another give the bound a held-out seed predicts."""
     curvature_moment = second_moment if decoded_second_moment is None else decoded_second_moment
-    curvature = smoothness * curvature_moment / 2 * np.cumsum(etas**2)
-    return (initial_gap + bias + curvature) / np.cumsum(etas)
+    numerator = (initial_gap + np.sqrt(2) * second_moment * np.asarray(sum_eta_sqrt_c) + np.sqrt(second_moment) * np.asarray(sum_eta_bias)
+                 + smoothness * curvature_moment / 2 * np.asarray(sum_eta2))
+    return numerator / np.asarray(sum_eta)
+
+
+def trajectory_bound(loss_drop, bias_sum, curvature_sum, sum_eta):
+    """The trajectory form (proofs/07_trajectory.md): the eta-weighted mean of E|grad L(theta_t)|^2
+    over t < T is at most
+
+        [E L(theta_0) - E L(theta_T) + sum eta_t E[|grad L(theta_t)| |grad L~_t(theta_t) - grad L(theta_t)|]
+         + (1/2) sum eta_t^2 E[g_t^T H_t g_t]] / sum eta_t,
+
+    the realized loss drop, the realized bias (what the module trains on against the limit) and
+    the curvature each step meets, in place of the global gap, sqrt(2) G sqrt(c_t) and L G."""
+    return (np.asarray(loss_drop) + np.asarray(bias_sum) + np.asarray(curvature_sum)) / np.asarray(sum_eta)
+
+
+def power_law_decay(steps, values) -> tuple[float, float, int]:
+    """(alpha, its standard error, points) of values ~ steps^-alpha, by least squares on log-log
+    over the points with step >= 1 and value > 0. Fewer than 3 points: (nan, nan, n)."""
+    steps, values = np.asarray(steps, float), np.asarray(values, float)
+    keep = (steps >= 1) & (values > 0) & np.isfinite(values)
+    n = int(keep.sum())
+    if n < 3:
+        return float("nan"), float("nan"), n
+    x, y = np.log(steps[keep]), np.log(values[keep])
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    se = float(np.sqrt((residual**2).sum() / (n - 2) / ((x - x.mean()) ** 2).sum()))
+    return float(-slope), se, n
 
 
 def rate_bound(initial_gap: float, smoothness: float, second_moment: float, *, eta0: float, alpha: float,

@@ -36,6 +36,17 @@ def test_the_distance_of_a_buffer_mixture_is_at_most_the_mixture_of_distances(me
     assert mixed >= 0
 
 
+@pytest.mark.control("async-mixture")
+def test_the_mixture_check_fails_for_weights_that_do_not_sum_to_one():
+    """The claim needs q_t to be a law: weights summing to 1/2 (a buffer that counts some items
+    twice over and others not at all) put half the mass on no version, and the distance of the
+    'mixture' exceeds the mixture of distances even when every version is the limit itself."""
+    bed = LogisticTestbed(np.array([1.0]), 1.0)
+    assert _joint_l1([1.0], [1.0], 1.0, 1.0) <= float(bed.l1_distance(np.array([[1.0]]))[0]) + 1e-6
+    weights = np.array([0.25, 0.25])
+    assert _joint_l1(weights, [1.0, 1.0], 1.0, 1.0) > float(weights @ bed.l1_distance(np.array([[1.0], [1.0]]))) + 0.4
+
+
 @pytest.mark.claim("async-staleness")
 @given(st.integers(1, 8), st.floats(0.002, 0.02), st.floats(0.0, 0.05), st.sampled_from([0.0, 0.25, 1.0]), st.integers(0, 2**16), st.sampled_from(["least_used", "uniform", "newest", "fifo"]))
 def test_the_trace_never_reports_more_staleness_than_the_bound(capacity, c_min, latency_max, spread, seed, policy):
@@ -64,6 +75,7 @@ def test_the_staleness_bound_is_reached(latency):
     assert starts["staleness"].max() == async_staleness_bound(4, latency, 0.01)
 
 
+@pytest.mark.control("async-staleness")
 def test_a_reuse_cap_breaks_the_bound():
     """With max_reuse, consumed items leave the buffer, so newer items need not push an old one
     out: it can linger and be consumed far staler than M + floor(l_max / c_min). The bound's

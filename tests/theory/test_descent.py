@@ -3,6 +3,7 @@ problem, the step-size schedule, the producer's convergence and the batch size."
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,18 +46,74 @@ def _setup(p):
     return bed, means, etas, thetas
 
 
+def _descent_violations(bed, etas, thetas, cs, smoothness, second_moment) -> list[int]:
+    """The steps whose mean slack of the descent lemma is below -Z standard errors: where the
+    Monte-Carlo runs reject the inequality."""
+    loss = bed.loss(thetas)  # (T+1, runs)
+    grad2 = (bed.gradient(thetas) ** 2).sum(-1)
+    out = []
+    for t in range(len(etas)):
+        slack = descent_slack(loss[t], loss[t + 1], grad2[t], etas[t], cs[t], smoothness, second_moment)  # per run
+        if slack.mean() < -Z * slack.std(ddof=1) / np.sqrt(slack.size):
+            out.append(t)
+    return out
+
+
 @pytest.mark.claim("descent-lemma")
 @given(problems)
 @settings(max_examples=25)
 def test_descent_lemma_holds_at_every_step(p):
     bed, means, etas, thetas = _setup(p)
-    L, G = bed.smoothness, bed.second_moment_bound(means)
-    cs = bed.l1_distance(means)
-    loss = bed.loss(thetas)  # (T+1, runs)
-    grad2 = (bed.gradient(thetas) ** 2).sum(-1)
-    for t in range(STEPS):
-        slack = descent_slack(loss[t], loss[t + 1], grad2[t], etas[t], cs[t], L, G)  # per run
-        assert slack.mean() >= -Z * slack.std(ddof=1) / np.sqrt(RUNS), (t, slack.mean())
+    assert _descent_violations(bed, etas, thetas, bed.l1_distance(means), bed.smoothness, bed.second_moment_bound(means)) == []
+
+
+def _near_the_origin():
+    """A problem where the curvature term is within 4x of the realized one: theta starts at 0,
+    where s(u)(1 - s(u)) = 1/4 makes the Hessian E[x x^T] / 4, the L of the bound, and the classes
+    nearly overlap (|m*| = 0.1), so the gradient is small and large steps only add curvature."""
+    bed = LogisticTestbed(np.array([0.1, 0.0, 0.0]), 1.0)
+    means = mean_path(bed.m_star, bed.m_star, STEPS, kind="constant", rate=0.0)
+    etas = 1.0 / np.arange(1, STEPS + 1) ** 0.6
+    return bed, means, etas, bed.sgd(np.zeros(3), means, etas, runs=RUNS, batch=1, seed=0)
+
+
+@pytest.mark.control("descent-lemma")
+def test_the_descent_check_fails_with_the_smoothness_underestimated_tenfold():
+    bed, means, etas, thetas = _near_the_origin()
+    cs, G = bed.l1_distance(means), bed.second_moment_bound(means)
+    assert _descent_violations(bed, etas, thetas, cs, bed.smoothness, G) == []
+    assert len(_descent_violations(bed, etas, thetas, cs, bed.smoothness / 10, G)) >= 3
+
+
+def _stuck_producer(steps: int, theta0: float, runs: int):
+    """The producer never converges: its class mean stays at -2 while the limit's is +0.5, so
+    the module learns the wrong sign (c_t = 0.79 at every step)."""
+    bed = LogisticTestbed(np.array([0.5]), 1.0)
+    means = mean_path(bed.m_star, np.array([-2.0]), steps, kind="constant", rate=0.0)
+    etas = 1.0 / np.arange(1, steps + 1) ** 0.6
+    return bed, means, etas, bed.sgd(np.array([theta0]), means, etas, runs=runs, batch=4, seed=0)
+
+
+@pytest.mark.control("descent-lemma")
+def test_the_descent_check_fails_without_the_bias_term_for_a_producer_far_from_its_limit():
+    bed, means, etas, thetas = _stuck_producer(STEPS, 0.0, RUNS)
+    cs, L, G = bed.l1_distance(means), bed.smoothness, bed.second_moment_bound(means)
+    assert _descent_violations(bed, etas, thetas, cs, L, G) == []
+    assert len(_descent_violations(bed, etas, thetas, np.zeros_like(cs), L, G)) >= 3
+
+
+def _corollary_violations(grad2: np.ndarray, bound: np.ndarray) -> list[int]:
+    """The horizons T where min_{t<T} of the Monte-Carlo mean of |grad L(theta_t)|^2, less Z
+    standard errors at the selected step, is above the bound. The minimum of means is biased low,
+    never high, so the margin on the selected step keeps the check conservative."""
+    out = []
+    for horizon in range(1, len(bound) + 1):
+        means_so_far = grad2[:horizon].mean(1)
+        best = int(means_so_far.argmin())
+        se = grad2[best].std(ddof=1) / np.sqrt(grad2.shape[1])
+        if means_so_far[best] - Z * se > bound[horizon - 1]:
+            out.append(horizon)
+    return out
 
 
 @pytest.mark.claim("corollary-bound")
@@ -64,16 +121,20 @@ def test_descent_lemma_holds_at_every_step(p):
 @settings(max_examples=25)
 def test_min_expected_gradient_norm_sits_under_the_corollary_bound(p):
     bed, means, etas, thetas = _setup(p)
-    L, G = bed.smoothness, bed.second_moment_bound(means)
     grad2 = (bed.gradient(thetas[:-1]) ** 2).sum(-1)  # (T, runs)
-    bound = corollary_bound(bed.loss(thetas[0, 0]) - bed.minimum(), L, G, etas, bed.l1_distance(means))
-    # min over t of the Monte-Carlo mean, against the bound at each horizon; the minimum of means
-    # is biased low, never high, so a 6 SE margin on the selected step keeps the check conservative
-    for horizon in range(1, STEPS + 1):
-        means_so_far = grad2[:horizon].mean(1)
-        best = int(means_so_far.argmin())
-        se = grad2[best].std(ddof=1) / np.sqrt(RUNS)
-        assert means_so_far[best] - Z * se <= bound[horizon - 1]
+    bound = corollary_bound(bed.loss(thetas[0, 0]) - bed.minimum(), bed.smoothness, bed.second_moment_bound(means), etas, bed.l1_distance(means))
+    assert _corollary_violations(grad2, bound) == []
+
+
+@pytest.mark.control("corollary-bound")
+def test_the_corollary_check_fails_when_the_c_term_is_dropped_for_a_producer_that_does_not_converge():
+    """Started at the wrong optimum, the module stays there (|grad L|^2 about 0.44), while the
+    bound without its c-term falls like 1 / sum eta_t below it within 3,000 steps."""
+    bed, means, etas, thetas = _stuck_producer(3000, -4.0, 200)
+    grad2 = (bed.gradient(thetas[:-1]) ** 2).sum(-1)
+    gap, L, G, cs = bed.loss(thetas[0, 0]) - bed.minimum(), bed.smoothness, bed.second_moment_bound(means), bed.l1_distance(means)
+    assert _corollary_violations(grad2, corollary_bound(gap, L, G, etas, cs)) == []
+    assert len(_corollary_violations(grad2, corollary_bound(gap, L, G, etas, np.zeros_like(cs)))) > 1000
 
 
 @pytest.mark.claim("descent-lemma")
@@ -82,8 +143,6 @@ def test_descent_slack_is_the_inequality_of_one_step():
     assert descent_slack(1.0, 1.0, 0.0, 0.1, 0.25, 1.0, 2.0) == pytest.approx(np.sqrt(2) * 2 * 0.1 * 0.5 + 0.01)
 
 
-@pytest.mark.claim("A1")
-@pytest.mark.claim("A3")
 def test_the_testbed_constants_are_exact():
     bed = LogisticTestbed(np.array([1.0, -0.5]), 0.7)
     theta = np.array([0.4, 0.9])
@@ -107,31 +166,138 @@ def test_the_testbed_constants_are_exact():
     assert one.l1_distance(np.array([[1.6]]))[0] == pytest.approx(l1, abs=1e-6)
 
 
+def _hessian_top(bed, theta: np.ndarray, eps: float = 1e-5) -> float:
+    """The top eigenvalue of the exact objective's Hessian at theta (central differences of the
+    quadrature gradient; their error is O(eps^2), under 1e-8 here)."""
+    hessian = np.array([(bed.gradient(theta + eps * e) - bed.gradient(theta - eps * e)) / (2 * eps) for e in np.eye(bed.d)])
+    return float(np.linalg.eigvalsh((hessian + hessian.T) / 2).max())
+
+
+thetas_and_beds = st.fixed_dictionaries({
+    "d": st.integers(1, 3), "sigma": st.floats(0.3, 2.0), "m_norm": st.floats(0.0, 2.0),
+    "theta_norm": st.floats(0.0, 6.0), "seed": st.integers(0, 2**16),
+})
+
+
+def _bed_and_theta(p):
+    rng = np.random.default_rng(p["seed"])
+    m, theta = rng.standard_normal(p["d"]), rng.standard_normal(p["d"])
+    return LogisticTestbed(p["m_norm"] * m / np.linalg.norm(m), p["sigma"]), p["theta_norm"] * theta / np.linalg.norm(theta)
+
+
+@pytest.mark.claim("A1")
+@given(thetas_and_beds)
+def test_the_hessian_is_within_the_smoothness_constant_at_every_theta(p):
+    bed, theta = _bed_and_theta(p)
+    assert _hessian_top(bed, theta) <= bed.smoothness + 1e-7
+
+
+@pytest.mark.control("A1")
+def test_the_smoothness_check_fails_for_the_constant_of_a_narrower_law():
+    """At theta = 0 the Hessian is E[x x^T] / 4, exactly L: the L of the same means with sigma
+    halved (a wrong law) is exceeded there."""
+    bed = LogisticTestbed(np.array([0.6, 0.0]), 1.0)
+    narrower = LogisticTestbed(bed.m_star, 0.5)
+    assert _hessian_top(bed, np.zeros(2)) <= bed.smoothness + 1e-7
+    assert _hessian_top(bed, np.zeros(2)) > narrower.smoothness + 0.1
+
+
+SAMPLES = 20_000  # per Monte-Carlo second moment
+
+
+def _second_moment_excess(bed, mean: np.ndarray, theta: np.ndarray, bound: float, seed: int) -> float:
+    """The Monte-Carlo E_q |grad l(theta)|^2 under the law of class mean `mean`, less Z standard
+    errors, less the bound: > 0 where the samples reject E|grad l|^2 <= bound."""
+    x, y = bed.sample(mean, SAMPLES, torch.Generator().manual_seed(seed))
+    norms = LogisticTestbed.sample_gradients(torch.as_tensor(theta), x, y).square().sum(-1).numpy()
+    return float(norms.mean() - Z * norms.std(ddof=1) / np.sqrt(SAMPLES) - bound)
+
+
+@pytest.mark.claim("A3")
+@given(thetas_and_beds, st.floats(0.0, 3.0), st.floats(0.0, 1.0))
+@settings(max_examples=40)
+def test_the_second_moment_is_within_g_at_every_theta_under_every_law_of_the_path(p, start_gap, where):
+    """G is a bound over the producer's whole path and the limit; here checked at a drawn theta,
+    under the law at a drawn point of a geometric path and under the limit."""
+    bed, theta = _bed_and_theta(p)
+    rng = np.random.default_rng(p["seed"] + 1)
+    other = rng.standard_normal(p["d"])
+    means = mean_path(bed.m_star, bed.m_star + start_gap * other / np.linalg.norm(other), 30, kind="geometric", rate=0.8)
+    G = bed.second_moment_bound(means)
+    for mean in (means[int(where * 30)], bed.m_star):
+        assert _second_moment_excess(bed, mean, theta, G, p["seed"]) <= 0
+
+
+@pytest.mark.control("A3")
+def test_the_second_moment_check_fails_for_a_g_that_forgets_the_producers_path():
+    """G computed for the limit alone, checked under a producer's law of larger mean at a theta
+    that misclassifies it (s(-u) near 1, so |grad l| near |x|)."""
+    bed = LogisticTestbed(np.array([0.5, 0.0]), 0.5)
+    far = np.array([-3.0, 0.0])
+    theta = np.array([5.0, 0.0])
+    assert _second_moment_excess(bed, far, theta, bed.second_moment_bound(np.array([far])), 0) <= 0
+    assert _second_moment_excess(bed, far, theta, bed.second_moment_bound(np.array([bed.m_star])), 0) > 1.0
+
+
 @pytest.mark.claim("A2")
-@pytest.mark.parametrize("alpha,a2", [(0.75, True), (1.0, True), (0.4, False), (1.5, False)])
-def test_broken_step_sizes_are_detected(alpha, a2):
+@pytest.mark.parametrize("alpha", [0.55, 0.75, 1.0])
+def test_robbins_monro_step_sizes_are_recognised(alpha):
     etas = 0.5 / np.arange(1, 2001) ** alpha
     report = summability(etas, np.full(2000, 1e-3) / np.arange(1, 2001) ** 4)
     assert report.step_exponent == pytest.approx(alpha, abs=1e-6)
-    assert report.a2 is a2
+    assert report.a2
+
+
+@pytest.mark.control("A2")
+@pytest.mark.parametrize("alpha", [0.0, 0.4, 1.5])
+def test_broken_step_sizes_are_detected(alpha):
+    """Constant steps and t^-0.4 have sum eta_t^2 = inf; t^-1.5 has sum eta_t < inf."""
+    etas = 0.5 / np.arange(1, 2001) ** alpha
+    assert not summability(etas, np.full(2000, 1e-3) / np.arange(1, 2001) ** 4).a2
+
+
+def _producers(steps: int):
+    bed = LogisticTestbed(np.array([1.0]), 1.0)
+    etas = 0.5 / np.arange(1, steps + 1) ** 0.75
+    converging = bed.l1_distance(mean_path(bed.m_star, np.array([2.0]), steps, kind="polynomial", rate=2.0))[:steps]
+    stuck = bed.l1_distance(mean_path(bed.m_star, np.array([2.0]), steps, kind="constant", rate=0.0))[:steps]
+    return bed, etas, converging, stuck
 
 
 @pytest.mark.claim("A4")
-@pytest.mark.claim("summability")
-def test_a_producer_that_does_not_converge_breaks_a4_and_the_bound_stays_away_from_zero():
-    bed = LogisticTestbed(np.array([1.0]), 1.0)
-    etas = 0.5 / np.arange(1, 20001) ** 0.75
-    converging = bed.l1_distance(mean_path(bed.m_star, np.array([2.0]), 20000, kind="polynomial", rate=2.0))[:20000]
-    stuck = bed.l1_distance(mean_path(bed.m_star, np.array([2.0]), 20000, kind="constant", rate=0.0))[:20000]
+def test_a_converging_producer_meets_a4():
+    _, etas, converging, _ = _producers(20000)
     assert summability(etas, converging).a4 and summability(etas, converging).a4_summable_distance
-    assert not summability(etas, stuck).a4
+
+
+@pytest.mark.control("A4")
+def test_a_producer_that_does_not_converge_breaks_a4():
+    _, etas, _, stuck = _producers(20000)
+    assert not summability(etas, stuck).a4 and not summability(etas, stuck).a4_summable_distance
+
+
+def _bound_goes_to_zero(bound: np.ndarray, etas: np.ndarray) -> bool:
+    """The summability claim's conclusion on a finite run: the numerator (bound x sum eta_t) has
+    stopped growing over the second half (within 1%) and the bound itself falls."""
+    numerator = bound * np.cumsum(etas)
+    half = len(etas) // 2
+    return bool(numerator[-1] < numerator[half] * 1.01 and bound[-1] < bound[half])
+
+
+@pytest.mark.claim("summability")
+def test_under_a2_and_a4_the_bound_goes_to_zero():
+    bed, etas, converging, _ = _producers(20000)
     G = bed.second_moment_bound(np.array([[2.0]]))
-    good = corollary_bound(1.0, bed.smoothness, G, etas, converging)
+    assert _bound_goes_to_zero(corollary_bound(1.0, bed.smoothness, G, etas, converging), etas)
+
+
+@pytest.mark.control("summability")
+def test_a_producer_that_does_not_converge_keeps_the_bound_away_from_zero():
+    bed, etas, _, stuck = _producers(20000)
+    G = bed.second_moment_bound(np.array([[2.0]]))
     bad = corollary_bound(1.0, bed.smoothness, G, etas, stuck)
-    # converging: the numerator (bound x sum eta_t) converges, so the bound falls like 1 / sum eta_t
-    numerator = good * np.cumsum(etas)
-    assert numerator[-1] < numerator[len(etas) // 2] * 1.01 and good[-1] < good[len(etas) // 2]
-    # stuck: the bias term alone keeps the bound above sqrt(2) G sqrt(c) > 0 at every horizon
+    assert not _bound_goes_to_zero(bad, etas)
+    # the bias term alone keeps the bound above sqrt(2) G sqrt(c) > 0 at every horizon
     assert (bad >= np.sqrt(2) * G * np.sqrt(stuck[0])).all()
 
 
@@ -181,6 +347,18 @@ def test_the_corollary_bound_falls_at_the_stated_rate(alpha, beta, eta0, c0):
     # the rate itself: T^(1-alpha) x bound (log T x bound at alpha = 1) stays bounded
     scale = np.log(horizons + 1) if alpha == 1 else (horizons + 1.0) ** (1 - alpha)
     assert (rate * scale)[-1] <= (rate * scale)[len(horizons) // 2] * 1.01
+
+
+@pytest.mark.control("rate")
+def test_the_rate_check_fails_for_a_producer_slower_than_its_premise():
+    """The rate bound computed for c_t <= c0 t^-2 while c_t actually falls like t^-0.5: the sum
+    of eta_t sqrt(c_t) grows like log T instead of converging, and the corollary bound of the
+    true sequence leaves the stated rate's bound from the first horizons on."""
+    t = np.arange(1, 4001, dtype=float)
+    etas = 0.5 * t**-0.75
+    rate = rate_bound(1.0, 0.5, 2.0, eta0=0.5, alpha=0.75, c0=1.0, beta=2.0, horizons=np.arange(1, 4001))
+    assert (corollary_bound(1.0, 0.5, 2.0, etas, t**-2.0) <= rate * (1 + 1e-9)).all()
+    assert (corollary_bound(1.0, 0.5, 2.0, etas, t**-0.5) > rate * (1 + 1e-9)).mean() > 0.9
 
 
 @pytest.mark.claim("rate")

@@ -81,10 +81,11 @@ def test_estimates_are_finite_and_the_measured_gradient_sits_under_the_bound(dat
 
 @pytest.mark.data
 @pytest.mark.slow
-@pytest.mark.claim("async-staleness")
 def test_the_staleness_of_real_async_training_is_within_its_bound(request):
     """The last module, 4x slower than its producer, takes stale items; none staler than
-    M + floor(l_max / c_min) (no link latency here), and some stale at all (the check has teeth)."""
+    M + floor(l_max / c_min) (no link latency here), and some stale at all. Compute never changes
+    simulated time, so this checks that the per-update record carries the schedule's staleness;
+    the claim itself is checked on the simulator's traces (test_async.py)."""
     run, _, _ = _run(request, "cifar10", "async", 0)
     consumed = run.updates["staleness"][run.updates["module"] == K - 1]
     assert consumed.max() <= async_staleness_bound(CAPACITY, 0.0, STEP_S)
