@@ -175,6 +175,8 @@ class RunConfig:
         if self.theory and (self.reference_epochs is None or self.reference_epochs <= self.epochs):
             raise InvalidArgument(f"'reference_epochs' of RunConfig must be an int > epochs = {self.epochs} when theory is true (the limit law q* comes from "
                                   f"the same network trained longer), got {self.reference_epochs!r}")
+        if self.theory:
+            self._check_plain_sgd()
         if not self.theory and self.reference_epochs is not None:
             raise InvalidArgument(f"'reference_epochs' of RunConfig must be None unless theory is true (only the theory's estimates use the reference run), got {self.reference_epochs!r}")
         if self.method == "distributed" and self.pipeline == "paper":
@@ -182,6 +184,14 @@ class RunConfig:
         if isinstance(self.compute_time, tuple) and len(self.compute_time) != self.k:
             raise InvalidArgument(f"'compute_time' of RunConfig must hold k = {self.k} times when it is a tuple, got {self.compute_time!r}")
         self._check_cluster()
+
+    def _check_plain_sgd(self) -> None:
+        """The proofs analyze theta_{t+1} = theta_t - eta_t g_t with E[g_t | F_t] the gradient of the
+        loss the estimates measure (on the whole training set): momentum, weight decay and
+        augmentation would each make the run something the bounds do not speak of."""
+        for name, plain in (("momentum", 0.0), ("weight_decay", 0.0), ("augment", False)):
+            if getattr(self, name) != plain:
+                raise InvalidArgument(f"'{name}' of RunConfig must be {plain!r} when theory is true (the proofs analyze plain SGD on the training set's loss), got {getattr(self, name)!r}")
 
     def _check_cluster(self) -> None:
         """compute_time must say what the cluster needs, and nothing it would override."""

@@ -22,7 +22,7 @@ from dglsim.train.simulated import batch_payload_bytes, train_simulated
 
 __all__ = ["run_simulated"]
 
-PROBE_SIZE = 250  # training samples the theory's estimates average over (their cost is linear in it)
+HESSIAN_ITERS = 10  # power iterations for the top Hessian eigenvalue: most of the estimates' cost
 
 
 def _distribution_rows(updates: dict[str, np.ndarray], k: int) -> list[dict]:
@@ -70,8 +70,9 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
     if cfg.theory:
         limit = _reference_state(cfg, copy.deepcopy(net), train, test, base, item_bytes)
         run, snapshots = train_with_snapshots(net, train, test, tcfg, spec, interval=interval, codecs=codecs, progress=progress)
-        probe = training_probe(train, PROBE_SIZE)
-        theory_rows = estimate_assumptions(net, snapshots, probe, run.updates, limit=limit, batch_size=min(tcfg.batch_size, len(probe[1])), seed=cfg.seed)
+        probe = training_probe(train)
+        theory_rows = estimate_assumptions(net, snapshots, probe, run.updates, limit=limit, batch_size=min(tcfg.batch_size, len(probe[1])),
+                                           hessian_iters=HESSIAN_ITERS, seed=cfg.seed)
         theory_rows += _staleness_bound_rows(cfg, spec, base)
     else:
         run, theory_rows = train_simulated(net, train, test, tcfg, spec, eval_interval=interval, progress=progress, codecs=codecs), []

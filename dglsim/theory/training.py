@@ -16,18 +16,23 @@ module's mini-batches come from):
   under the limit's, the larger of the two (A3 asks for both);
 - with a quantized link into module j (proofs/06): the inputs decoded by the link's codec as it
   was at the snapshot (a VQ link before its first codebook: not measured; its G~ is then the
-  float inputs' G), their distortion D (per sample), the gradient bias |E[g(Q(x)) - g(x)]|,
-  the mean per-sample error E|g(Q(x)) - g(x)| and the bound sqrt(E Lambda^2) sqrt(D), with
-  per-sample gradients in eval mode and Lambda_i = |g(Q(x_i)) - g(x_i)| / |Q(x_i) - x_i| the
-  secant constant (the smallest Lambda the mean-value step admits), and G~ on decoded inputs.
+  float inputs' G); on one half of the probe their distortion D, the gradient bias
+  |E[g(Q(x)) - g(x)]| and the mean per-sample error; on the other half the input-Jacobian norms
+  of the gradient along each sample's segment, whose RMS (upper 95% limit) is the Lambda of the
+  bound Lambda sqrt(D) (`quantization_bias`); G~ on decoded inputs;
+- the trajectory form's realized terms (proofs/07): grad_shift = |grad L~_t - grad L| (the
+  gradient on what the module trains on, decoded included, against the limit's) and
+  step_curvature = E[g^T H g] over the probe's mini-batches.
 
-The bound per module j and update t uses: eta_t, the learning rate of that very update; c_t the
-MMD lower bound of the producer version the consumed item came from (interpolated between
-snapshots in the producer's update count, so that an asynchronous consumer's stale items count as
-stale: proofs/05); B_t interpolated in the consumer's update count; gap = L_j(theta_j(0)) (the
-loss is a cross-entropy, >= 0); L and G the largest over snapshots. A lower bound of c_t makes the
-bound optimistic in its bias term, so a violation would be a finding; holding says less than it
-would with the true c_t.
+The global bound per module j and update t uses: eta_t, the learning rate of that very update;
+c_t the MMD lower bound of the producer version the consumed item came from (interpolated
+between snapshots in the producer's update count, so that an asynchronous consumer's stale items
+count as stale: proofs/05); B_t interpolated in the consumer's update count; gap = L_j(theta_j(0))
+(the loss is a cross-entropy, >= 0); L and G the largest over snapshots. A lower bound of c_t
+makes the bound optimistic in its bias term, so a violation would be a finding; holding says
+less than it would with the true c_t. The trajectory bound uses the realized loss drop and the
+realized terms interpolated between snapshots. Both are also written as the sums they are made
+of, so that `held_out_bounds` can rebuild them from another seed's estimates.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
 from dglsim.data.loader import BatchLoader
+from dglsim.errors import InvalidArgument
 from dglsim.models.decoupled import DecoupledNet, eval_mode
 from dglsim.quant import Codec, VQConfig, to_vectors, vq_assign, vq_init, vq_update
 from dglsim.sim import PipelineSpec
@@ -53,7 +59,9 @@ from dglsim.theory.smoothness import hessian_top_eigenvalue
 from dglsim.train.methods import TrainConfig
 from dglsim.train.simulated import SimulatedRun, train_simulated
 
-__all__ = ["Snapshot", "train_with_snapshots", "estimate_assumptions"]
+JACOBIAN_SAMPLES = 64  # held-out samples of the input-Jacobian norms (power iteration per sample and point: the cost)
+
+__all__ = ["Snapshot", "train_with_snapshots", "training_probe", "module_inputs", "estimate_assumptions", "quantization_bias", "input_jacobian_norms", "held_out_bounds"]
 
 
 @dataclass
@@ -77,16 +85,20 @@ def train_with_snapshots(net: DecoupledNet, train: BatchLoader, test: BatchLoade
     return run, snapshots
 
 
-def training_probe(train: BatchLoader, size: int, epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The probe: the first `size` samples of one epoch of the training loader (shuffled,
-    augmentation included), as one batch. The theory's objective is the loss under the law SGD
-    draws its mini-batches from (E[g_t | F_t] = grad L_t(theta_t)), so its estimates use a sample
-    of that law, not test images."""
-    xs, ys = zip(*train.epoch(epoch))
-    return torch.cat(xs)[:size], torch.cat(ys)[:size]
+def training_probe(train: BatchLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probe: every sample of one epoch of the training loader, as one batch. The theory's
+    objective is the loss under the law SGD draws its mini-batches from (E[g_t | F_t] =
+    grad L_t(theta_t)); without augmentation that law is the training set itself, so on this
+    probe the objective and its gradient are exact, not estimates (a sample of it would add its
+    own noise to every measured |grad L|^2)."""
+    if train.augment:
+        raise InvalidArgument("'train' of training_probe must not augment (the objective is the training set's loss), got a loader with augment=True")
+    whole = BatchLoader(train.data, train.batch_size, shuffle=False, augment=False)  # every sample, dropped last batch or not
+    xs, ys = zip(*whole.epoch(0))
+    return torch.cat(xs), torch.cat(ys)
 
 
-def _inputs(net: DecoupledNet, x: torch.Tensor) -> list[torch.Tensor]:
+def module_inputs(net: DecoupledNet, x: torch.Tensor) -> list[torch.Tensor]:
     """The probe's input to every module (module 0's is the probe itself)."""
     out = [x]
     with eval_mode(net), torch.no_grad():
@@ -126,7 +138,7 @@ def _step_curvature(stage: nn.Module, head: nn.Module, limit: torch.Tensor, x: t
     return float(np.mean(values))
 
 
-def _input_jacobian_norms(model: nn.Module, x: torch.Tensor, decoded: torch.Tensor, y: torch.Tensor, *, points: tuple[float, ...] = (0.0, 0.5, 1.0),
+def input_jacobian_norms(model: nn.Module, x: torch.Tensor, decoded: torch.Tensor, y: torch.Tensor, *, points: tuple[float, ...] = (0.0, 0.5, 1.0),
                           iters: int = 10, seed: int = 0) -> torch.Tensor:
     """Per sample i: the largest over `points` s of the segment from x_i to decoded_i of the
     spectral norm of d grad_theta l(theta; z) / dz at z = x_i + s (decoded_i - x_i), by power
@@ -161,23 +173,23 @@ def _input_jacobian_norms(model: nn.Module, x: torch.Tensor, decoded: torch.Tens
     return best
 
 
-def _quantization(stage: nn.Module, head: nn.Module, x: torch.Tensor, decoded: torch.Tensor, y: torch.Tensor, seed: int) -> dict[str, float]:
+def quantization_bias(stage: nn.Module, head: nn.Module, x: torch.Tensor, decoded: torch.Tensor, y: torch.Tensor, seed: int) -> dict[str, float]:
     """The quantization bias of the local gradient and its bound (proofs/06, claim quantized-bias).
 
     The probe is split in two halves. On the graded half: the distortion D, the bias
     |E[g(Q(x)) - g(x)]|, the mean per-sample error and the secant diagnostic
     sqrt(E Lambda_i^2) sqrt(D) (Lambda_i = |g(Q(x_i)) - g(x_i)| / |Q(x_i) - x_i|, the same
-    samples: a diagnostic of how loose Jensen's step is, not a check). On the held-out half: the
-    input-Jacobian norms of the gradient along each sample's segment (`_input_jacobian_norms`),
+    samples: a diagnostic of how loose Jensen's step is, not a check). On up to JACOBIAN_SAMPLES
+    of the held-out half: the input-Jacobian norms of the gradient along each sample's segment (`input_jacobian_norms`),
     whose root mean square, with its one-sided 95% upper limit, is the Lipschitz constant the
     bound uses: q_bias_bound = upper(sqrt(E Lambda^2)) sqrt(D)."""
     model = nn.Sequential(stage, head)
     half = len(y) // 2
-    graded, held = slice(0, half), slice(half, 2 * half)
+    graded, held = slice(0, half), slice(half, half + min(half, JACOBIAN_SAMPLES))
     with eval_mode(model):  # per-sample gradients: no batch coupling
         diff = (per_sample_gradients(model, nn.functional.cross_entropy, decoded[graded], y[graded])
                 - per_sample_gradients(model, nn.functional.cross_entropy, x[graded], y[graded]))
-        lam = _input_jacobian_norms(model, x[held], decoded[held], y[held], seed=seed)
+        lam = input_jacobian_norms(model, x[held], decoded[held], y[held], seed=seed)
     moved = (decoded[graded] - x[graded]).flatten(1).norm(dim=1).double()
     error = diff.double().norm(dim=1)
     secant = torch.where(moved > 0, error / moved.clamp_min(1e-300), torch.zeros_like(error))
@@ -214,7 +226,7 @@ def estimate_assumptions(net: DecoupledNet, snapshots: list[Snapshot], probe: tu
     x_probe, y_probe = probe
     work = copy.deepcopy(net)
     work.load_state_dict(limit)
-    limit_inputs = _inputs(work, x_probe)
+    limit_inputs = module_inputs(work, x_probe)
     gen = torch.Generator().manual_seed(seed)
     reference = {j: _sample_rows(to_vectors(limit_inputs[j]), vectors, gen) for j in range(1, net.k)}
     bandwidth = {j: median_bandwidth(reference[j]) for j in reference}
@@ -222,7 +234,7 @@ def estimate_assumptions(net: DecoupledNet, snapshots: list[Snapshot], probe: tu
     rows: list[dict] = []
     for index, snap in enumerate(snapshots):
         work.load_state_dict(snap.state)
-        inputs = _inputs(work, x_probe)
+        inputs = module_inputs(work, x_probe)
         for j in range(net.k):
             stage, head = copy.deepcopy(work.stages[j]), copy.deepcopy(work.heads[j])  # batch-norm statistics stay untouched
             params = [*stage.parameters(), *head.parameters()]
@@ -243,7 +255,7 @@ def estimate_assumptions(net: DecoupledNet, snapshots: list[Snapshot], probe: tu
                 codec = snap.codecs[j - 1] if snap.codecs else None
                 if codec is not None and (codec.cfg.family != "vq" or codec.published is not None):  # a VQ link that has sent nothing has no codebook yet
                     trained_on = codec.decode(codec.probe(inputs[j]))
-                    values |= _quantization(stage, head, inputs[j], trained_on, y_probe, seed)
+                    values |= quantization_bias(stage, head, inputs[j], trained_on, y_probe, seed)
                     values["G_decoded"] = _mean_batch_norm2(stage, head, trained_on, y_probe, batch_size)
             # the trajectory form's realized terms (proofs/07): the bias of training on what the
             # module sees instead of q*, and the curvature a step meets
@@ -311,4 +323,26 @@ def _bounds(rows: list[dict], snapshots: list[Snapshot], updates: dict[str, np.n
                       "trajectory_bound": float(trajectory_bound(drop, at_horizon["traj_bias_sum"], at_horizon["traj_curvature_sum"], at_horizon["sum_eta"])),
                       "min_grad_norm2": float(min(earlier)), "mean_grad_norm2": at_horizon["sum_eta_grad_norm2"] / at_horizon["sum_eta"], "loss_drop": drop, **at_horizon}
             out += [{"step": horizon, "time": snap.time, "module": j, "metric": name, "value": v} for name, v in values.items()]
+    return out
+
+
+def held_out_bounds(checked: list[dict], fitted: list[dict]) -> list[dict]:
+    """Both bounds of `checked` (rows of `estimate_assumptions` for one run) rebuilt from the
+    estimates of `fitted` (another seed of the same setting, so the same step sizes): the global
+    form with fitted's L, G, G~ and its sums of eta sqrt(c_t) and eta B_t; the trajectory form
+    with fitted's realized bias and curvature sums. What stays checked's own is what is not
+    estimated: its initial loss, its loss drop and its step sizes. Rows per module and horizon
+    both runs share: held_out_bound, held_out_trajectory_bound."""
+    own = {(r["module"], r["metric"], r["step"]): r["value"] for r in checked}
+    other = {(r["module"], r["metric"], r["step"]): r["value"] for r in fitted}
+    out = []
+    for (j, metric, step), sum_eta in own.items():
+        if metric != "sum_eta" or (j, "sum_eta", step) not in other:
+            continue
+        mine, theirs = (lambda m: own[j, m, step]), (lambda m: other[j, m, step])  # noqa: E731
+        glob = corollary_from_sums(own[j, "initial_loss", None], other[j, "L_estimate", None], other[j, "G_estimate", None], sum_eta, mine("sum_eta2"),
+                                   theirs("sum_eta_sqrt_c"), theirs("sum_eta_qbias"), decoded_second_moment=other[j, "G_decoded_estimate", None])
+        traj = trajectory_bound(mine("loss_drop"), theirs("traj_bias_sum"), theirs("traj_curvature_sum"), sum_eta)
+        out += [{"step": step, "module": j, "metric": "held_out_bound", "value": float(glob)},
+                {"step": step, "module": j, "metric": "held_out_trajectory_bound", "value": float(traj)}]
     return out

@@ -6,12 +6,14 @@ import sqlite3
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from dglsim.errors import InvalidArgument
 from dglsim.study import RunConfig, load_study, parse_assignment, run_study
 from dglsim.study.cli import main
+from dglsim.study.theory_reports import theory_bounds_report
 
 # A few seconds per run: 2 classes' worth of the smoke profile, one epoch.
 FAST = {"epochs": 1, "train_per_class": 10, "test_per_class": 5}
@@ -220,18 +222,41 @@ def test_theory_estimates_need_a_simulated_run():
         RunConfig(method="simulated", theory=1)
 
 
+def test_theory_runs_need_a_reference_longer_than_the_run():
+    with pytest.raises(InvalidArgument, match="'reference_epochs' of RunConfig must be an int > epochs = 2 when theory is true.*got None"):
+        RunConfig(method="simulated", theory=True, epochs=2)
+    with pytest.raises(InvalidArgument, match="'reference_epochs' of RunConfig must be an int > epochs = 2 when theory is true.*got 2"):
+        RunConfig(method="simulated", theory=True, epochs=2, reference_epochs=2)
+    with pytest.raises(InvalidArgument, match="'reference_epochs' of RunConfig must be None unless theory is true.*got 6"):
+        RunConfig(method="simulated", epochs=2, reference_epochs=6)
+    assert RunConfig(method="simulated", theory=True, epochs=2, reference_epochs=6).reference_epochs == 6
+
+
 @pytest.mark.data
-def test_theory_bounds_smoke_profile_writes_bound_figures_and_the_slack_table(tmp_path, cifar10):
+def test_theory_bounds_smoke_profile_writes_its_figures_and_tables(tmp_path, cifar10):
     assert main(["theory_bounds", "--profile", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
     for figure in ("bound_vs_measured", "input_distance", "quantization_bias"):
         assert (tmp_path / "figures" / f"{figure}.png").stat().st_size > 0
-    slack = pd.read_csv(tmp_path / "slack.csv")
-    assert len(slack) == 5 * 3  # settings x modules
-    assert (slack["min_grad_norm2"] <= slack["bound"]).all()
-    stale = slack.dropna(subset=["staleness_bound"])
-    assert set(stale["setting"]) == {"async", "async slowdown 4 on module 2"} and (stale["staleness_max"] <= stale["staleness_bound"]).all()
-    quantized = slack.dropna(subset=["q_bias"])
+    tight = pd.read_csv(tmp_path / "tightness.csv")
+    assert len(tight) == 6 * 3  # settings x modules
+    assert (tight["global_tightness"] >= 1).all()  # the global form with the run's own estimates holds
+    assert (tight["trajectory_tightness"] > 0).all() and (tight["trajectory_tightness"] < tight["global_tightness"]).all()
+    stale = tight.dropna(subset=["staleness_bound"])
+    assert set(stale["setting"]) == {"async", "async slowdown 4 on module 1", "async slowdown 4 on module 2"}
+    assert (stale["staleness_max"] <= stale["staleness_bound"]).all()
+    quantized = tight.dropna(subset=["q_bias"])
     assert (quantized["module"] > 0).all() and (quantized["q_bias"] <= quantized["q_bias_bound"]).all()
+    verdicts = pd.read_csv(tmp_path / "a4_verdicts.csv")
+    assert len(verdicts) == 6 * 2 and set(verdicts["verdict"]) == {"unresolved"}  # one seed resolves nothing
+    # a second seed (the first one's rows, its key renamed) gives the held-out bounds, the intervals and their figures
+    results = pd.read_csv(tmp_path / "results.csv")
+    twin = results.assign(key=results["key"] + "-twin", seed=results["seed"] + 1)
+    out = tmp_path / "twin"
+    written = theory_bounds_report(pd.concat([results, twin], ignore_index=True), out, "two seeds")
+    assert out / "figures" / "tightness.png" in written and out / "figures" / "a4_decay.png" in written
+    tight = pd.read_csv(out / "tightness.csv")
+    # identical seeds: the held-out bounds are the run's own
+    assert np.allclose(tight["held_out_global_tightness"], tight["global_tightness"]) and np.allclose(tight["held_out_trajectory_tightness"], tight["trajectory_tightness"])
 
 
 @pytest.mark.data

@@ -370,3 +370,47 @@ def test_a_polynomially_converging_producer_meets_the_rate_premise():
     cs = bed.l1_distance(mean_path(bed.m_star, start, 5000, kind="polynomial", rate=1.3))
     t = np.arange(1, 5002)
     assert (cs <= 2 * 1.5 / (0.8 * np.sqrt(2 * np.pi)) * t**-1.3 + 1e-15).all()
+
+
+def _trajectory_terms(bed, means, etas, thetas):
+    """Per run and step, the trajectory form's realized terms on the testbed, exactly: the bias
+    |grad L(theta_t)| |grad L_t(theta_t) - grad L(theta_t)| (L_t the loss under the step's law:
+    the testbed of mean m_t) and the curvature term eta_t^2 g^T Hbar g / 2 = L(theta_{t+1}) -
+    L(theta_t) + eta_t grad L(theta_t).g_t (Taylor with integral remainder: exact)."""
+    grad = bed.gradient(thetas)  # (T+1, runs, d)
+    loss = bed.loss(thetas)
+    bias, curvature = [], []
+    for t, _eta in enumerate(etas):
+        moved = LogisticTestbed(means[t], bed.sigma).gradient(thetas[t])
+        bias.append(np.linalg.norm(grad[t], axis=-1) * np.linalg.norm(moved - grad[t], axis=-1))
+        step = thetas[t + 1] - thetas[t]  # = -eta g_t
+        curvature.append(loss[t + 1] - loss[t] - (grad[t] * step).sum(-1))
+    return loss, (grad[:-1] ** 2).sum(-1), np.array(bias), np.array(curvature)
+
+
+def _trajectory_violations(loss, grad2, bias, curvature, etas) -> list[int]:
+    """Horizons T where the runs reject E[sum_{t<T} eta_t |grad L|^2] <= E[L_0 - L_T + sum eta_t bias_t + curvature sums]
+    (per-run slack, mean below -Z standard errors)."""
+    out = []
+    for horizon in range(1, len(etas) + 1):
+        rhs = loss[0] - loss[horizon] + (etas[:horizon, None] * bias[:horizon]).sum(0) + curvature[:horizon].sum(0)
+        slack = rhs - (etas[:horizon, None] * grad2[:horizon]).sum(0)
+        if slack.mean() < -Z * slack.std(ddof=1) / np.sqrt(slack.size):
+            out.append(horizon)
+    return out
+
+
+@pytest.mark.claim("trajectory-bound")
+@given(problems)
+@settings(max_examples=15)
+def test_the_trajectory_form_holds_with_the_realized_terms(p):
+    bed, means, etas, thetas = _setup(p)
+    assert _trajectory_violations(*_trajectory_terms(bed, means, etas, thetas), etas) == []
+
+
+@pytest.mark.control("trajectory-bound")
+def test_the_trajectory_check_fails_without_the_bias_term_for_a_producer_far_from_its_limit():
+    bed, means, etas, thetas = _stuck_producer(STEPS, 0.0, RUNS)
+    loss, grad2, bias, curvature = _trajectory_terms(bed, means, etas, thetas)
+    assert _trajectory_violations(loss, grad2, bias, curvature, etas) == []
+    assert len(_trajectory_violations(loss, grad2, np.zeros_like(bias), curvature, etas)) >= 3
