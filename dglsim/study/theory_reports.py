@@ -80,7 +80,7 @@ def tightness_table(results: pd.DataFrame) -> pd.DataFrame:
     ratio: the global bound / measured min |grad L|^2 and the trajectory bound / measured
     eta-weighted mean |grad L|^2, each with the run's own estimates and rebuilt from another
     seed's (held_out_); the share of horizons where each held-out bound is above the measured
-    value; the estimated L and G; the largest staleness seen and its bound where one applies;
+    value; the estimated L and G (each with its t interval over seeds); the largest staleness seen and its bound where one applies;
     the quantization bias, its Jacobian bound and their ratio."""
     held_out = held_out_rows(results)
     data = pd.concat([results, held_out], ignore_index=True) if len(held_out) else results
@@ -106,7 +106,7 @@ def tightness_table(results: pd.DataFrame) -> pd.DataFrame:
         table = table.join(holds.groupby(["setting", "key", "module"])[["global_holds", "trajectory_holds"]].mean())
     per_run = table.reset_index()
     summary = per_run.groupby(["setting", "module"]).mean(numeric_only=True).reset_index()
-    for name in [n for n in ratios if n in per_run]:
+    for name in [n for n in [*ratios, "L_estimate", "G_estimate"] if n in per_run]:  # A1's and A3's constants get their seed interval too
         interval = interval_table(per_run, ["setting", "module"], name)[["setting", "module", "low", "high", "n"]]
         summary = summary.merge(interval.rename(columns={"low": f"{name}_low", "high": f"{name}_high", "n": f"{name}_n"}), on=["setting", "module"])
     return summary
@@ -116,7 +116,10 @@ def a4_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per setting and consumer module: the decay exponent alpha of c_t ~ t^-alpha (the MMD lower
     bound against the reference run's limit, t the module's updates), fitted per seed over the
     snapshots; its mean and t interval over seeds, and the verdict on sum_t c_t: summable when
-    the interval lies above 1, not summable when it lies at or below 1, else unresolved."""
+    the interval lies above 1, not summable when it lies at or below 1, else unresolved (also
+    when a seed had fewer than 3 snapshots with distinct steps and c > 0 to fit). The MMD bound
+    has a floor set by the probe's size; where c_t reaches it the fitted decay flattens, so a
+    "not summable" verdict says the lower bound stopped falling, not that c_t did."""
     data = _with_settings(results)
     cs = data[(data["metric"] == "c_mmd") & data["step"].notna()]
     fits = []
@@ -125,6 +128,8 @@ def a4_table(results: pd.DataFrame) -> pd.DataFrame:
         fits.append({"setting": setting, "key": key, "module": module, "alpha": alpha, "alpha_se": se, "points": n})
     fits = pd.DataFrame(fits, columns=["setting", "key", "module", "alpha", "alpha_se", "points"])
     table = interval_table(fits, ["setting", "module"], "alpha").rename(columns={"mean": "alpha", "low": "alpha_low", "high": "alpha_high", "n": "seeds"})
+    # the fewest distinct steps a seed's fit had (a module that finishes its updates early in the run has few snapshots while it trains)
+    table = table.merge(fits.groupby(["setting", "module"])["points"].min().rename("fewest_steps").reset_index(), on=["setting", "module"], how="right")
 
     def verdict(row) -> str:
         if not np.isfinite(row["alpha_low"]):

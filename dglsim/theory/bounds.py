@@ -109,12 +109,12 @@ def trajectory_bound(loss_drop, bias_sum, curvature_sum, sum_eta):
 
 
 def power_law_decay(steps, values) -> tuple[float, float, int]:
-    """(alpha, its standard error, points) of values ~ steps^-alpha, by least squares on log-log
-    over the points with step >= 1 and value > 0. Fewer than 3 distinct steps: (nan, nan, n)."""
+    """(alpha, its standard error, distinct steps) of values ~ steps^-alpha, by least squares on
+    log-log over the points with step >= 1 and value > 0. Fewer than 3 distinct steps: (nan, nan, n)."""
     steps, values = np.asarray(steps, float), np.asarray(values, float)
     keep = (steps >= 1) & (values > 0) & np.isfinite(values)
-    n = int(keep.sum())
-    if len(np.unique(steps[keep])) < 3:
+    n = len(np.unique(steps[keep]))
+    if n < 3:
         return float("nan"), float("nan"), n
     x, y = np.log(steps[keep]), np.log(values[keep])
     slope, intercept = np.polyfit(x, y, 1)
