@@ -46,17 +46,17 @@ def _setup(p):
     return bed, means, etas, thetas
 
 
+def _rejects(slack: np.ndarray) -> bool:
+    """Whether the runs reject slack >= 0 in expectation: their mean below -Z standard errors."""
+    return bool(slack.mean() < -Z * slack.std(ddof=1) / np.sqrt(slack.size))
+
+
 def _descent_violations(bed, etas, thetas, cs, smoothness, second_moment) -> list[int]:
     """The steps whose mean slack of the descent lemma is below -Z standard errors: where the
     Monte-Carlo runs reject the inequality."""
     loss = bed.loss(thetas)  # (T+1, runs)
     grad2 = (bed.gradient(thetas) ** 2).sum(-1)
-    out = []
-    for t in range(len(etas)):
-        slack = descent_slack(loss[t], loss[t + 1], grad2[t], etas[t], cs[t], smoothness, second_moment)  # per run
-        if slack.mean() < -Z * slack.std(ddof=1) / np.sqrt(slack.size):
-            out.append(t)
-    return out
+    return [t for t in range(len(etas)) if _rejects(descent_slack(loss[t], loss[t + 1], grad2[t], etas[t], cs[t], smoothness, second_moment))]
 
 
 @pytest.mark.claim("descent-lemma")
@@ -391,13 +391,11 @@ def _trajectory_terms(bed, means, etas, thetas):
 def _trajectory_violations(loss, grad2, bias, curvature, etas) -> list[int]:
     """Horizons T where the runs reject E[sum_{t<T} eta_t |grad L|^2] <= E[L_0 - L_T + sum eta_t bias_t + curvature sums]
     (per-run slack, mean below -Z standard errors)."""
-    out = []
-    for horizon in range(1, len(etas) + 1):
+    def slack(horizon):  # per run
         rhs = loss[0] - loss[horizon] + (etas[:horizon, None] * bias[:horizon]).sum(0) + curvature[:horizon].sum(0)
-        slack = rhs - (etas[:horizon, None] * grad2[:horizon]).sum(0)
-        if slack.mean() < -Z * slack.std(ddof=1) / np.sqrt(slack.size):
-            out.append(horizon)
-    return out
+        return rhs - (etas[:horizon, None] * grad2[:horizon]).sum(0)
+
+    return [horizon for horizon in range(1, len(etas) + 1) if _rejects(slack(horizon))]
 
 
 @pytest.mark.claim("trajectory-bound")
@@ -414,3 +412,47 @@ def test_the_trajectory_check_fails_without_the_bias_term_for_a_producer_far_fro
     loss, grad2, bias, curvature = _trajectory_terms(bed, means, etas, thetas)
     assert _trajectory_violations(loss, grad2, bias, curvature, etas) == []
     assert len(_trajectory_violations(loss, grad2, np.zeros_like(bias), curvature, etas)) >= 3
+
+
+def test_the_rate_bound_is_its_formula_and_refuses_what_a2_and_a4_exclude():
+    """Written out with Riemann's zeta at two horizons, for alpha < 1 and alpha = 1; alpha = 1/2
+    (sum eta_t^2 diverges) and alpha + beta/2 = 1 are refused."""
+    from scipy.special import zeta
+
+    gap, L, G, eta0, c0 = 1.5, 0.5, 2.0, 0.3, 0.8
+    for alpha, beta in ((0.75, 1.0), (1.0, 0.5)):
+        numerator = gap + np.sqrt(2) * G * eta0 * np.sqrt(c0) * zeta(alpha + beta / 2) + L * G / 2 * eta0**2 * zeta(2 * alpha)
+        horizons = np.array([10.0, 1000.0])
+        steps = eta0 * np.log(horizons + 1) if alpha == 1 else eta0 * ((horizons + 1) ** (1 - alpha) - 1) / (1 - alpha)
+        np.testing.assert_allclose(rate_bound(gap, L, G, eta0=eta0, alpha=alpha, c0=c0, beta=beta, horizons=horizons), numerator / steps, rtol=1e-12)
+    with pytest.raises(InvalidArgument, match=r"'alpha' of rate_bound must be in \(1/2, 1\] \(A2\), got 0.5"):
+        rate_bound(gap, L, G, eta0=eta0, alpha=0.5, c0=c0, beta=3.0, horizons=[10])
+    with pytest.raises(InvalidArgument, match=r"'beta' of rate_bound must make alpha \+ beta/2 > 1 \(A4\), got alpha = 0.75, beta = 0.5"):
+        rate_bound(gap, L, G, eta0=eta0, alpha=0.75, c0=c0, beta=0.5, horizons=[10])
+
+
+def test_tail_exponents_of_exact_sequences():
+    t = np.arange(1, 201, dtype=float)
+    assert tail_exponent(3.0 * t**-1.7) == pytest.approx(1.7, abs=1e-9)
+    assert tail_exponent(np.ones(200)) == pytest.approx(0.0, abs=1e-9)  # a tail of ones is not a tail of zeros
+    assert tail_exponent(np.r_[t[:100] ** -1.0, np.zeros(100)]) == float("inf")  # reaches 0: faster than any power
+    with pytest.raises(InvalidArgument, match="'values' of tail_exponent must be a non-empty 1-d sequence of finite reals >= 0"):
+        tail_exponent([1.0, -1.0])
+    with pytest.raises(InvalidArgument, match="'etas' of summability must be a non-empty 1-d sequence"):
+        summability([np.nan], [0.1])
+    with pytest.raises(InvalidArgument, match="'cs' of summability must be a non-empty 1-d sequence"):
+        summability([0.1], [-0.1])
+
+
+def test_the_decay_fits_standard_error_is_the_regressions():
+    from scipy import stats as scipy_stats
+
+    from dglsim.theory.bounds import power_law_decay
+
+    rng = np.random.default_rng(3)
+    steps = np.arange(1, 13, dtype=float)
+    values = steps**-0.9 * np.exp(0.2 * rng.standard_normal(12))
+    alpha, se, n = power_law_decay(steps, values)
+    fit = scipy_stats.linregress(np.log(steps), np.log(values))
+    assert (alpha, se, n) == (pytest.approx(-fit.slope), pytest.approx(fit.stderr), 12)
+    assert np.isnan(power_law_decay([1, 2], [0.5, 0.2])[1])
