@@ -229,7 +229,15 @@ def test_theory_runs_need_a_reference_longer_than_the_run():
         RunConfig(method="simulated", theory=True, epochs=2, reference_epochs=2)
     with pytest.raises(InvalidArgument, match="'reference_epochs' of RunConfig must be None unless theory is true.*got 6"):
         RunConfig(method="simulated", epochs=2, reference_epochs=6)
-    assert RunConfig(method="simulated", theory=True, epochs=2, reference_epochs=6).reference_epochs == 6
+    plain = {"momentum": 0.0, "weight_decay": 0.0, "augment": False}
+    assert RunConfig(method="simulated", theory=True, epochs=2, reference_epochs=6, **plain).reference_epochs == 6
+
+
+@pytest.mark.parametrize("name,value", [("momentum", 0.9), ("weight_decay", 5e-4), ("augment", True)])
+def test_theory_runs_refuse_what_plain_sgd_on_the_training_set_is_not(name, value):
+    plain = {"momentum": 0.0, "weight_decay": 0.0, "augment": False} | {name: value}
+    with pytest.raises(InvalidArgument, match=f"'{name}' of RunConfig must be .* when theory is true \\(the proofs analyze plain SGD on the training set's loss\\), got {value!r}"):
+        RunConfig(method="simulated", theory=True, epochs=2, reference_epochs=6, **plain)
 
 
 @pytest.mark.data
