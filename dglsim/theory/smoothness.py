@@ -16,11 +16,22 @@ import torch
 
 from dglsim.errors import InvalidArgument
 
-__all__ = ["EigenEstimate", "hessian_top_eigenvalue", "secant_smoothness", "flat"]
+__all__ = ["EigenEstimate", "hessian_top_eigenvalue", "hessian_vector_product", "secant_smoothness", "flat", "inner"]
 
 
 def flat(tensors) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def inner(a, b) -> torch.Tensor:
+    """The inner product of two parameter lists (tensor by tensor, summed)."""
+    return sum((x * y).sum() for x, y in zip(a, b))
+
+
+def hessian_vector_product(grads, params, vector) -> tuple[torch.Tensor, ...]:
+    """H v for `grads` = the gradient of a loss in `params` taken with create_graph=True (double
+    backward; the graph is kept for further products)."""
+    return torch.autograd.grad(inner(grads, vector), params, retain_graph=True)
 
 
 @dataclass(frozen=True)
@@ -46,13 +57,12 @@ def hessian_top_eigenvalue(loss: Callable[[], torch.Tensor], params: list[torch.
     v = [t / norm for t in v]
 
     def hvp(vec):
-        dot = sum((g * t).sum() for g, t in zip(grads, vec))
-        return torch.autograd.grad(dot, params, retain_graph=True)
+        return hessian_vector_product(grads, params, vec)
 
     value, converged, it = 0.0, False, 0
     for it in range(1, iters + 1):
         hv = hvp(v)
-        new_value = float(sum((a * b).sum() for a, b in zip(hv, v)))
+        new_value = float(inner(hv, v))
         norm = flat(hv).norm()
         if norm == 0:
             return EigenEstimate(0.0, it, True, 0.0)
@@ -62,7 +72,7 @@ def hessian_top_eigenvalue(loss: Callable[[], torch.Tensor], params: list[torch.
             break
         value = new_value
     hv = hvp(v)
-    rayleigh = float(sum((a * b).sum() for a, b in zip(hv, v)))
+    rayleigh = float(inner(hv, v))
     residual = float(flat([a - rayleigh * b for a, b in zip(hv, v)]).norm())
     return EigenEstimate(rayleigh, it, converged, residual)
 

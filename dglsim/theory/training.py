@@ -55,7 +55,7 @@ from dglsim.sim import PipelineSpec
 from dglsim.theory.bounds import corollary_from_sums, trajectory_bound
 from dglsim.theory.distances import code_histogram_tv, median_bandwidth, mmd2_unbiased
 from dglsim.theory.moments import batch_gradient, per_sample_gradients
-from dglsim.theory.smoothness import hessian_top_eigenvalue
+from dglsim.theory.smoothness import hessian_top_eigenvalue, hessian_vector_product, inner
 from dglsim.train.methods import TrainConfig
 from dglsim.train.simulated import SimulatedRun, train_simulated
 
@@ -133,8 +133,7 @@ def _step_curvature(stage: nn.Module, head: nn.Module, limit: torch.Tensor, x: t
     values = []
     for b in _batches(y, batch_size):
         g = torch.autograd.grad(_local_loss(stage, head, x[b], y[b]), params)
-        hg = torch.autograd.grad(sum((a * v).sum() for a, v in zip(grads, g)), params, retain_graph=True)
-        values.append(float(sum((a * v).sum() for a, v in zip(hg, g))))
+        values.append(float(inner(hessian_vector_product(grads, params, g), g)))
     return float(np.mean(values))
 
 
