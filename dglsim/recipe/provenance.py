@@ -1,10 +1,11 @@
-"""Where a result came from: package versions, git revision, device, allocator, threads."""
+"""Where a result came from: package versions, git revision, host, device, allocator, threads."""
 
 from __future__ import annotations
 
 import functools
 import os
 import platform
+import socket
 import subprocess
 import sys
 from importlib import metadata
@@ -64,4 +65,5 @@ def provenance(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "allocator": allocator(),
         "platform": platform.platform(),
+        "host": socket.gethostname(),
     }

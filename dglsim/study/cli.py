@@ -1,4 +1,5 @@
-"""python -m dglsim.study list | NAME [--profile P] [--set key=value ...] [--seeds N] [--jobs N] [--out DIR]"""
+"""python -m dglsim.study list | NAME [--profile P] [--set key=value ...] [--seeds N] [--jobs N] [--out DIR]
+[--launcher local|ray|slurm] [--address ADDR] [--retry-failed] [--allow-mixed-revisions]"""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the study's)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (threads are shared out among them)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default results/NAME/PROFILE)")
+    p.add_argument("--launcher", default="local", help="where runs execute: local (this machine), ray (a Ray cluster: pip install 'dglsim[ray]'), "
+                   "slurm (submitit jobs: pip install 'dglsim[slurm]'); options: the study's [launcher] table and --set launcher.KEY=VALUE")
+    p.add_argument("--address", default=None, help="ray: the cluster's address (default: RAY_ADDRESS, else a local cluster for this study)")
+    p.add_argument("--retry-failed", action="store_true", help="rerun the runs that failed before (they are skipped otherwise)")
+    p.add_argument("--allow-mixed-revisions", action="store_true", help="let one report hold runs computed by different git revisions of the code")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--allow-large", action="store_true", help="lift the declared limits on work (dglsim.limits)")
     return p
@@ -45,15 +51,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = load_study(args.name)
         overrides = dict(parse_assignment(a) for a in args.overrides)
+        launcher_options = {k.removeprefix("launcher."): overrides.pop(k) for k in list(overrides) if k.startswith("launcher.")}
+        if args.address is not None:
+            launcher_options["address"] = args.address
         if args.out is not None and args.out.exists() and not args.out.is_dir():
             raise InvalidArgument(f"'--out' must be a folder (or not exist yet), got the file {str(args.out)!r}")
-        outcome = run_study(spec, profile=args.profile, overrides=overrides, seeds=args.seeds, jobs=args.jobs, out=args.out, show_progress=not args.no_progress)
+        outcome = run_study(spec, profile=args.profile, overrides=overrides, seeds=args.seeds, jobs=args.jobs, out=args.out, launcher=args.launcher,
+                            launcher_options=launcher_options, retry_failed=args.retry_failed, allow_mixed_revisions=args.allow_mixed_revisions,
+                            show_progress=not args.no_progress)
     except (InvalidArgument, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    print(f"{len(outcome.executed)} runs executed; wrote:")
+    print(f"{len(outcome.executed)} runs executed" + (f", {len(outcome.failed)} failed" if outcome.failed else "") + "; wrote:")
     for path in outcome.outputs:
         print(f"  {path}")
-    return 0
+    return 1 if outcome.failed else 0

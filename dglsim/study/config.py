@@ -3,7 +3,7 @@
 A study file has a `[base]` table of run settings, a `[grid]` table whose lists are the axes
 swept (or several `[[grid]]` tables: the runs are the union of their products, for sweeps whose
 axes only make sense together, such as K for vector quantization only), an optional `[reference]` table (one extra run per seed, e.g. synchronous DGL beside an
-asynchronous sweep), and `[profiles.smoke|default|paper]` tables that override the base (a
+asynchronous sweep), an optional `[launcher]` table (where runs execute: dglsim.study.launch), and `[profiles.smoke|default|paper]` tables that override the base (a
 list for a grid key replaces that axis; `seeds` sets the profile's number of seeds).
 `--set key=value` overrides any key last. Every key is a field of `RunConfig`; an unknown key or a bad value is
 an InvalidArgument naming the key, the rule and the value, raised before any run starts.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ class StudySpec:
     seeds: int
     path: Path
     reference: dict[str, Any] | None = None  # settings of one extra run per seed, outside the grid
+    launcher: dict[str, Any] = field(default_factory=dict)  # the [launcher] table: options of the launchers (dglsim.study.launch)
 
     @property
     def grid(self) -> dict[str, list[Any]]:
@@ -130,14 +131,14 @@ def load_study(name: str) -> StudySpec:
             doc = tomllib.load(f)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InvalidArgument(f"study file {str(path)!r} must be readable TOML: {exc}") from exc
-    known = {"description", "seeds", "base", "grid", "profiles", "reference"}
+    known = {"description", "seeds", "base", "grid", "profiles", "reference", "launcher"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise InvalidArgument(f"unknown table or key {unknown[0]!r} in {path}; known: {sorted(known)}")
     bad_profiles = sorted(set(doc.get("profiles", {})) - set(PROFILES))
     if bad_profiles:
         raise InvalidArgument(f"profile {bad_profiles[0]!r} in {path} must be one of {list(PROFILES)}")
-    for table in ("base", "profiles", "reference"):
+    for table in ("base", "profiles", "reference", "launcher"):
         if table in doc and not isinstance(doc[table], dict):
             raise InvalidArgument(f"{table!r} in {path} must be a table, got {doc[table]!r}")
     for profile, settings in doc.get("profiles", {}).items():
@@ -151,4 +152,4 @@ def load_study(name: str) -> StudySpec:
         for key, values in grid.items():
             if not isinstance(values, list) or not values:
                 raise InvalidArgument(f"grid axis {key!r} in {path} must be a non-empty list, got {values!r}")
-    return StudySpec(name, doc.get("description", ""), doc.get("base", {}), grids, doc.get("profiles", {}), doc.get("seeds", 1), path, doc.get("reference"))
+    return StudySpec(name, doc.get("description", ""), doc.get("base", {}), grids, doc.get("profiles", {}), doc.get("seeds", 1), path, doc.get("reference"), doc.get("launcher", {}))

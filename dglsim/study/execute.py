@@ -12,14 +12,17 @@ from dglsim.recipe.device import resolve_device
 from dglsim.recipe.provenance import provenance
 from dglsim.train import total_steps
 from dglsim.train import train as train_method
+from dglsim.train.checkpoint import EpochCheckpoint
 
 __all__ = ["execute_run"]
 
 
-def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None = None) -> dict:
+def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None = None, checkpoint: EpochCheckpoint | None = None) -> dict:
     """Train and evaluate `cfg`. Returns {"rows", "provenance", "wall_s", "modules"}.
 
-    on_steps(done, total) is called as updates complete (for progress display).
+    on_steps(done, total) is called as updates complete (for progress display). With
+    `checkpoint`, the epoch-loop methods save their state after every epoch and resume from it;
+    simulated and distributed runs have no epoch boundary and ignore it (they restart).
     """
     start = time.perf_counter()
     device = resolve_device(cfg.device)
@@ -49,7 +52,7 @@ def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None =
 
         rows, extra = run_distributed(cfg, progress)
     else:
-        rows = train_method(cfg.method, net, train, test, tcfg, progress=progress)
+        rows = train_method(cfg.method, net, train, test, tcfg, progress=progress, checkpoint=checkpoint)
     modules = [
         {"module": m.module, "params": m.stage_params, "head_params": m.head_params, "macs": m.stage_macs, "head_macs": m.head_macs, "head_share": m.head_share}
         for m in summarize(net)

@@ -1,7 +1,9 @@
 """The results store: an embedded SQLite database keyed by each run's full config.
 
+The study driver is its only writer (workers hand outcomes back: dglsim.study.launch.inbox).
 A run is written in one transaction when it finishes, so an interrupted study loses only the
-run in progress and a rerun of the same command skips every run already stored.
+runs in progress, and a rerun of the same command skips every run already stored. A run that
+failed is kept with its traceback in `failures` until it is stored.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ CREATE TABLE IF NOT EXISTS profiles (
     seconds     TEXT NOT NULL,     -- JSON list: base seconds per update of each module
     network     TEXT NOT NULL,     -- JSON: what was profiled
     measured_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS failures (
+    key         TEXT PRIMARY KEY,  -- a run that raised or whose worker was lost; removed when it is stored
+    study       TEXT NOT NULL,
+    profile     TEXT NOT NULL,
+    config      TEXT NOT NULL,     -- JSON
+    error       TEXT NOT NULL,     -- the traceback, or what the launcher said
+    host        TEXT,
+    launcher    TEXT,
+    failed_at   REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (
     name        TEXT PRIMARY KEY,  -- "execution": the settings every stored run was computed under
@@ -81,12 +93,41 @@ class ResultsStore:
         with self._connect() as db:
             return {k for (k,) in db.execute("SELECT key FROM runs")}
 
-    def put(self, key: str, *, study: str, profile: str, config: dict, provenance: dict, rows: list[dict], wall_s: float) -> None:
+    def put(self, key: str, *, study: str, profile: str, config: dict, provenance: dict, rows: list[dict], wall_s: float) -> bool:
+        """Store a finished run and forget any failure of it, in one transaction. False (and
+        nothing changed) when the key is already stored: the first result of a run stands."""
         with self._connect() as db:
-            db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, study, profile, json.dumps(config, sort_keys=True), json.dumps(provenance, sort_keys=True), json.dumps(rows), wall_s, time.time()),
             )
+            db.execute("DELETE FROM failures WHERE key = ?", (key,))
+        return cursor.rowcount == 1
+
+    def put_failure(self, key: str, *, study: str, profile: str, config: dict, error: str, host: str | None, launcher: str | None) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (key, study, profile, json.dumps(config, sort_keys=True), error, host, launcher, time.time()))
+
+    def failures(self, keys: list[str] | None = None) -> pd.DataFrame:
+        """key, study, profile, error, host, launcher, failed_at and the config's fields of each failed run."""
+        with self._connect() as db:
+            stored = list(db.execute("SELECT key, study, profile, config, error, host, launcher, failed_at FROM failures ORDER BY failed_at"))
+        wanted = None if keys is None else set(keys)
+        return pd.DataFrame.from_records([
+            {"key": k, "study": s, "profile": p, "error": e, "host": h, "launcher": lnch, "failed_at": f, **json.loads(c)}
+            for k, s, p, c, e, h, lnch, f in stored if wanted is None or k in wanted
+        ])
+
+    def revisions(self, keys: list[str]) -> dict[str, int]:
+        """How many of the stored runs among `keys` each git revision computed."""
+        wanted, counts = set(keys), {}
+        with self._connect() as db:
+            for key, prov in db.execute("SELECT key, provenance FROM runs"):
+                if key in wanted:
+                    rev = json.loads(prov).get("git_revision", "unknown")
+                    counts[rev] = counts.get(rev, 0) + 1
+        return counts
 
     def runs(self, study: str | None = None) -> pd.DataFrame:
         """One row per stored run: key, study, profile, wall_s, finished_at and the config's fields."""

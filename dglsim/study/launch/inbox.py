@@ -1,0 +1,68 @@
+"""Where workers leave what they did, for the driver, the one writer of the results store.
+
+A worker writes each run's outcome (its result, or its failure with the traceback) to
+`OUT/.inbox/KEY.json` before it returns, atomically: a temp file in the same folder, then a
+rename, so a file there is always whole. The driver commits the outcome to SQLite and only then
+removes the file. A driver killed between the two finds the file when it restarts and commits
+it then: a finished run is never lost and never rerun. While a run is in progress its worker
+keeps `OUT/.running/KEY.json` (host and PID), which the driver counts for its progress display.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["write_outcome", "outcomes", "remove_outcome", "mark_running", "clear_running", "running_count", "clear_all_running"]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_outcome(out: Path, outcome: dict) -> None:
+    _atomic_write(Path(out) / ".inbox" / f"{outcome['key']}.json", json.dumps(outcome))
+
+
+def outcomes(out: Path) -> Iterator[dict]:
+    """Every whole outcome file a worker left (temp files of writes in progress are skipped)."""
+    folder = Path(out) / ".inbox"
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        yield json.loads(path.read_text())
+
+
+def remove_outcome(out: Path, key: str) -> None:
+    (Path(out) / ".inbox" / f"{key}.json").unlink(missing_ok=True)
+
+
+def mark_running(out: Path, key: str, launcher: str) -> None:
+    _atomic_write(Path(out) / ".running" / f"{key}.json", json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "launcher": launcher}))
+
+
+def clear_running(out: Path, key: str) -> None:
+    (Path(out) / ".running" / f"{key}.json").unlink(missing_ok=True)
+
+
+def running_count(out: Path) -> int:
+    folder = Path(out) / ".running"
+    return sum(1 for _ in folder.glob("*.json")) if folder.is_dir() else 0
+
+
+def clear_all_running(out: Path) -> None:
+    """Forget the markers of an earlier driver's workers (the driver lock says none is alive here)."""
+    folder = Path(out) / ".running"
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        path.unlink(missing_ok=True)
