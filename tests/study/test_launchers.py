@@ -1,0 +1,268 @@
+"""Launchers and the one writer: failures recorded and retried, outcomes left in the inbox
+committed once, one code revision per report, clear errors; and the same results, value for
+value, from the local pool, a real local Ray cluster and submitit's local executor, with a
+killed worker, a killed driver and a preempted job."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from dglsim.errors import InvalidArgument
+from dglsim.study import load_study, run_study
+from dglsim.study.launch import LauncherOptions
+from dglsim.study.launch.work import RunJob, run_job
+
+pytestmark = pytest.mark.data
+
+# Epoch-loop runs (their epoch checkpoints are what a requeued job resumes from) beside runs in
+# simulated time (which restart), two seeds each: a few seconds per run.
+TINY = """
+description = "launcher tests"
+seeds = 2
+[grid]
+method = ["dgl", "simulated"]
+[base]
+dataset = "cifar10"
+arch = "authors_cnn"
+k = 2
+width = 8
+head = "linear"
+train_per_class = 20
+test_per_class = 10
+epochs = 3
+batch_size = 50
+"""
+
+# Long enough (tens of seconds per run) to be killed or signalled while it trains.
+LONG = TINY.replace('method = ["dgl", "simulated"]', 'method = ["dgl"]').replace("train_per_class = 20", "train_per_class = 150").replace("epochs = 3", "epochs = 6")
+
+
+@pytest.fixture
+def studies(tmp_path, monkeypatch):
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    (folder / "tiny.toml").write_text(TINY)
+    (folder / "long.toml").write_text(LONG)
+    monkeypatch.setenv("DGLSIM_STUDIES", str(folder))
+    return folder
+
+
+def _rows(out: Path) -> dict[str, list]:
+    with sqlite3.connect(out / "results.sqlite") as db:
+        return {key: json.loads(rows) for key, rows in db.execute("SELECT key, rows FROM runs")}
+
+
+def _stored(out: Path) -> dict[str, float]:
+    with sqlite3.connect(out / "results.sqlite") as db:
+        return dict(db.execute("SELECT key, finished_at FROM runs"))
+
+
+def _provenance(out: Path) -> dict[str, dict]:
+    with sqlite3.connect(out / "results.sqlite") as db:
+        return {key: json.loads(p) for key, p in db.execute("SELECT key, provenance FROM runs")}
+
+
+def _reference(folder: Path, name: str) -> Path:
+    """The study `name` with the local launcher and 2 jobs (1 thread each on 2 cores), the
+    numbers every other launcher must give."""
+    (folder / f"{name}.toml").write_text({"tiny": TINY, "long": LONG}[name])
+    old = os.environ.get("DGLSIM_STUDIES")
+    os.environ["DGLSIM_STUDIES"] = str(folder)
+    try:
+        run_study(load_study(name), jobs=2, out=folder / "out", show_progress=False)
+    finally:
+        os.environ.pop("DGLSIM_STUDIES") if old is None else os.environ.__setitem__("DGLSIM_STUDIES", old)
+    return folder / "out"
+
+
+@pytest.fixture(scope="module")
+def local_tiny(tmp_path_factory, cifar10):
+    return _reference(tmp_path_factory.mktemp("tiny"), "tiny")
+
+
+@pytest.fixture(scope="module")
+def local_long(tmp_path_factory, cifar10):
+    return _reference(tmp_path_factory.mktemp("long"), "long")
+
+
+# --- the driver, with the local launcher --------------------------------------------------
+
+
+def test_a_failed_run_is_recorded_and_the_study_goes_on(studies, tmp_path, monkeypatch, cifar10):
+    import dglsim.study.execute as execute
+
+    real = execute.execute_run
+
+    def fails_for_seed_1(cfg, **kwargs):
+        if cfg.seed == 1 and cfg.method == "dgl":
+            raise FloatingPointError("loss is nan at step 3")
+        return real(cfg, **kwargs)
+
+    monkeypatch.setattr(execute, "execute_run", fails_for_seed_1)
+    out = tmp_path / "out"
+    outcome = run_study(load_study("tiny"), out=out, show_progress=False)
+    assert len(outcome.runs) == 4 and len(outcome.executed) == 3 and len(outcome.failed) == 1
+    failures = (out / "failures.csv").read_text()
+    assert "FloatingPointError: loss is nan at step 3" in failures and "Traceback" in failures
+    assert (out / "results.csv").exists()  # the report covers the three stored runs
+
+    again = run_study(load_study("tiny"), out=out, show_progress=False)  # a failure is not rerun unasked
+    assert again.executed == [] and again.failed == outcome.failed
+
+    monkeypatch.setattr(execute, "execute_run", real)
+    retried = run_study(load_study("tiny"), out=out, retry_failed=True, show_progress=False)
+    assert retried.executed == outcome.failed and retried.failed == []
+    assert not (out / "failures.csv").exists() and len(_stored(out)) == 4
+
+
+def test_an_outcome_left_in_the_inbox_is_committed_and_not_rerun(studies, tmp_path, cifar10):
+    """A worker finished and wrote its outcome, and the driver died before committing it: the
+    next driver commits that outcome and runs only the others."""
+    spec = load_study("tiny")
+    out = tmp_path / "out"
+    first = spec.runs("default", {})[0]
+    left = run_job(RunJob(first, "tiny", "default", str(out), threads=1, launcher="local"))
+    assert (out / ".inbox" / f"{first.key()}.json").exists()
+    outcome = run_study(spec, out=out, jobs=2, show_progress=False)
+    assert first.key() not in outcome.executed and len(outcome.executed) == 3
+    assert _rows(out)[first.key()] == left["result"]["rows"]
+    assert not list((out / ".inbox").glob("*.json"))  # committed, then removed
+
+
+def test_a_report_never_mixes_code_revisions(studies, tmp_path, cifar10):
+    spec = load_study("tiny")
+    out = tmp_path / "out"
+    run_study(spec, out=out, overrides={"method": "dgl"}, seeds=1, show_progress=False)
+    with sqlite3.connect(out / "results.sqlite") as db:  # as if an older checkout had computed it
+        (key, prov), = db.execute("SELECT key, provenance FROM runs")
+        db.execute("UPDATE runs SET provenance = ? WHERE key = ?", (json.dumps(json.loads(prov) | {"git_revision": "0123abc"}), key))
+    with pytest.raises(InvalidArgument, match=r"would mix code revisions: 0123abc \(1 stored run\(s\)\).*--allow-mixed-revisions"):
+        run_study(spec, out=out, overrides={"method": "dgl"}, seeds=2, show_progress=False)
+    outcome = run_study(spec, out=out, overrides={"method": "dgl"}, seeds=2, allow_mixed_revisions=True, show_progress=False)
+    assert len(outcome.executed) == 1
+
+
+def test_launcher_errors_name_what_to_do(studies, tmp_path, monkeypatch):
+    spec = load_study("tiny")
+    with pytest.raises(InvalidArgument, match=r"'--launcher' must be one of \['local', 'ray', 'slurm'\], got 'dask'"):
+        run_study(spec, out=tmp_path / "a", launcher="dask", show_progress=False)
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as on an install without the extra
+    with pytest.raises(InvalidArgument, match=r"needs the 'submitit' package.*pip install 'dglsim\[slurm\]'"):
+        run_study(spec, out=tmp_path / "b", launcher="slurm", show_progress=False)
+    with pytest.raises(InvalidArgument, match=r"'partiton' is not a \[launcher\] option"):
+        run_study(spec, out=tmp_path / "c", launcher_options={"partiton": "gpu"}, show_progress=False)
+    with pytest.raises(InvalidArgument, match=r"'time_min' of \[launcher\] must be an int >= 1, got 0"):
+        LauncherOptions(time_min=0)
+
+
+@pytest.mark.slow
+def test_a_killed_pool_worker_is_rerun(studies, tmp_path, local_long):
+    """SIGKILL to a local pool worker mid-run: its run (and the one beside it, which lost its
+    pool) is rerun in a fresh pool; the study ends with the reference's numbers."""
+    out = tmp_path / "out"
+    killed = _kill_first_worker_in_thread(out, signal.SIGKILL)
+    outcome = run_study(load_study("long"), jobs=2, out=out, show_progress=False)
+    assert killed and outcome.failed == []
+    assert _rows(out) == _rows(local_long)
+
+
+def _kill_first_worker_in_thread(out: Path, sig: int, wait_for=None) -> list:
+    """Send `sig` to the first worker seen running a run (its .running marker), from a thread;
+    the list it returns holds the run's key once sent."""
+    sent: list = []
+
+    def watch():
+        deadline = time.monotonic() + 120
+        while not sent and time.monotonic() < deadline:
+            for marker in sorted((out / ".running").glob("*.json")) if (out / ".running").is_dir() else ():
+                if wait_for is not None and not wait_for(marker.stem):
+                    continue
+                try:
+                    os.kill(json.loads(marker.read_text())["pid"], sig)
+                except (OSError, ValueError, KeyError):
+                    continue
+                sent.append(marker.stem)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return sent
+
+
+# --- Ray: a real local cluster ---------------------------------------------------------------
+
+
+def _cli(*args, env=None, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "dglsim.study", *args, "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.mark.slow
+def test_ray_gives_the_local_results_value_for_value(studies, tmp_path, local_tiny):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    outcome = run_study(load_study("tiny"), jobs=2, out=out, launcher="ray", show_progress=False)
+    assert len(outcome.executed) == 4 and outcome.failed == []
+    assert _rows(out) == _rows(local_tiny)
+    assert {p["launcher"] for p in _provenance(out).values()} == {"ray"}
+
+
+@pytest.mark.slow
+def test_a_killed_ray_worker_is_retried_and_the_study_completes(studies, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    killed = _kill_first_worker_in_thread(out, signal.SIGKILL)
+    outcome = run_study(load_study("long"), jobs=2, out=out, launcher="ray", show_progress=False)
+    assert killed, "no worker was seen running"
+    assert outcome.failed == [] and killed[0] in _stored(out)  # Ray reran the killed task
+    assert len(_stored(out)) == 2
+
+
+@pytest.mark.slow
+def test_a_killed_ray_driver_restarted_redoes_no_finished_run(studies, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    driver = _cli("long", "--seeds", "3", "--jobs", "2", "--launcher", "ray", "--out", str(out), env=env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and driver.poll() is None:
+        if (out / "results.sqlite").exists() and _stored(out):
+            break
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGKILL)
+    driver.communicate(timeout=60)
+    before = _stored(out)
+    left = len(list((out / ".inbox").glob("*.json")))
+    assert 1 <= len(before) < 3
+    again = _cli("long", "--seeds", "3", "--jobs", "2", "--launcher", "ray", "--out", str(out), env=env)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert f"{3 - len(before) - left} to run on launcher ray" in err
+    after = _stored(out)
+    assert len(after) == 3 and all(after[k] == t for k, t in before.items())  # the finished runs are untouched
+
+
+# --- Slurm, through submitit's local executor -------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_epoch(studies, tmp_path, local_long):
+    """The signal Slurm sends before a timeout or a preemption (SIGUSR2) reaches a job once its
+    run has saved an epoch: submitit requeues it, the run resumes after that epoch, and the study
+    ends with every run stored once and the reference's numbers."""
+    pytest.importorskip("submitit")
+    out = tmp_path / "out"
+    has_epoch = lambda key: (out / ".checkpoints" / f"{key}.pt").exists()  # noqa: E731
+    signalled = _kill_first_worker_in_thread(out, signal.SIGUSR2, wait_for=has_epoch)
+    outcome = run_study(load_study("long"), jobs=2, out=out, launcher="slurm", launcher_options={"cluster": "local"}, show_progress=False)
+    assert signalled, "no job was signalled"
+    assert outcome.failed == [] and len(_stored(out)) == 2
+    assert _provenance(out)[signalled[0]]["resumed_at_epoch"] >= 1
+    assert _rows(out) == _rows(local_long)
