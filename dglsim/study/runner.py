@@ -72,12 +72,15 @@ def caption_for(spec: StudySpec, profile: str, runs: list[RunConfig], overrides:
     return caption + (f"; {cluster}" if cluster else "")
 
 
-def execution_settings(runs: list[RunConfig], threads: int) -> dict:
+def execution_settings(runs: list[RunConfig], threads: int, *, here: bool = True) -> dict:
     """What changes a run's numbers beyond its config: torch's thread count (the order of
-    floating-point sums), the devices, the dtype, and whether deterministic algorithms are on."""
+    floating-point sums), the devices, the dtype, and whether deterministic algorithms are on.
+    Runs that execute `here` record their devices as this machine resolves them; runs on other
+    machines (ray, slurm) the devices as declared, which each run's provenance then resolves."""
     from dglsim.recipe.device import resolve_device
 
-    return {"torch_threads": threads, "devices": sorted({str(resolve_device(r.device)) for r in runs}), "dtype": "float32",
+    devices = sorted({str(resolve_device(r.device)) if here else r.device for r in runs})
+    return {"torch_threads": threads, "devices": devices, "dtype": "float32",
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled()}
 
 
@@ -149,7 +152,7 @@ def run_study(
 def _run_locked(spec: StudySpec, runs: list[RunConfig], profile: str, overrides: dict[str, Any] | None, launcher, out: Path,
                 retry_failed: bool, allow_mixed: bool, on_run_stored: Callable[[RunConfig], None] | None, show_progress: bool) -> StudyOutcome:
     store = ResultsStore(out / "results.sqlite")
-    settings = execution_settings(runs, launcher.threads)
+    settings = execution_settings(runs, launcher.threads, here=launcher.name == "local")
     stored = store.execution(settings)
     if stored is not None:
         differs = ", ".join(f"{k} {stored.get(k)!r} -> {settings.get(k)!r}" for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k))

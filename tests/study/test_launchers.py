@@ -42,7 +42,7 @@ batch_size = 50
 """
 
 # Long enough (tens of seconds per run) to be killed or signalled while it trains.
-LONG = TINY.replace('method = ["dgl", "simulated"]', 'method = ["dgl"]').replace("train_per_class = 20", "train_per_class = 150").replace("epochs = 3", "epochs = 6")
+LONG = TINY.replace('method = ["dgl", "simulated"]', 'method = ["dgl"]').replace("train_per_class = 20", "train_per_class = 100").replace("epochs = 3", "epochs = 5")
 
 
 @pytest.fixture
@@ -51,6 +51,7 @@ def studies(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / "tiny.toml").write_text(TINY)
     (folder / "long.toml").write_text(LONG)
+    (folder / "longer.toml").write_text(LONG.replace("epochs = 5", "epochs = 12"))
     monkeypatch.setenv("DGLSIM_STUDIES", str(folder))
     return folder
 
@@ -63,6 +64,13 @@ def _rows(out: Path) -> dict[str, list]:
 def _stored(out: Path) -> dict[str, float]:
     with sqlite3.connect(out / "results.sqlite") as db:
         return dict(db.execute("SELECT key, finished_at FROM runs"))
+
+
+def _never_redone(out: Path) -> bool:
+    """No run was started again after it was stored (the attempts log against finished_at)."""
+    from dglsim.study.launch.inbox import attempts
+
+    return all(all(a["time"] <= finished for a in attempts(out, key)) for key, finished in _stored(out).items())
 
 
 def _provenance(out: Path) -> dict[str, dict]:
@@ -171,6 +179,7 @@ def test_a_killed_pool_worker_is_rerun(studies, tmp_path, local_long):
     killed = _kill_first_worker_in_thread(out, signal.SIGKILL)
     outcome = run_study(load_study("long"), jobs=2, out=out, show_progress=False)
     assert killed and outcome.failed == []
+    assert _provenance(out)[killed[0]]["attempt"] == 2  # started again after the kill
     assert _rows(out) == _rows(local_long)
 
 
@@ -200,8 +209,10 @@ def _kill_first_worker_in_thread(out: Path, sig: int, wait_for=None) -> list:
 # --- Ray: a real local cluster ---------------------------------------------------------------
 
 
-def _cli(*args, env=None, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "dglsim.study", *args, "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+def _cli(*args, env=None, quiet=False):
+    # A killed driver's output goes nowhere: jobs that outlive it would hold a pipe open.
+    stream = subprocess.DEVNULL if quiet else subprocess.PIPE
+    return subprocess.Popen([sys.executable, "-m", "dglsim.study", *args, "--no-progress"], env=env, stdout=stream, stderr=stream, text=True)
 
 
 @pytest.mark.slow
@@ -221,7 +232,7 @@ def test_a_killed_ray_worker_is_retried_and_the_study_completes(studies, tmp_pat
     killed = _kill_first_worker_in_thread(out, signal.SIGKILL)
     outcome = run_study(load_study("long"), jobs=2, out=out, launcher="ray", show_progress=False)
     assert killed, "no worker was seen running"
-    assert outcome.failed == [] and killed[0] in _stored(out)  # Ray reran the killed task
+    assert outcome.failed == [] and _provenance(out)[killed[0]]["attempt"] == 2  # Ray reran the killed task
     assert len(_stored(out)) == 2
 
 
@@ -230,39 +241,76 @@ def test_a_killed_ray_driver_restarted_redoes_no_finished_run(studies, tmp_path)
     pytest.importorskip("ray")
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    driver = _cli("long", "--seeds", "3", "--jobs", "2", "--launcher", "ray", "--out", str(out), env=env)
+    driver = _cli("long", "--seeds", "3", "--jobs", "2", "--launcher", "ray", "--out", str(out), env=env, quiet=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and driver.poll() is None:
         if (out / "results.sqlite").exists() and _stored(out):
             break
         time.sleep(0.2)
     driver.send_signal(signal.SIGKILL)
-    driver.communicate(timeout=60)
+    driver.wait(timeout=60)
     before = _stored(out)
-    left = len(list((out / ".inbox").glob("*.json")))
     assert 1 <= len(before) < 3
     again = _cli("long", "--seeds", "3", "--jobs", "2", "--launcher", "ray", "--out", str(out), env=env)
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err
-    assert f"{3 - len(before) - left} to run on launcher ray" in err
     after = _stored(out)
     assert len(after) == 3 and all(after[k] == t for k, t in before.items())  # the finished runs are untouched
+    assert _never_redone(out)
 
 
 # --- Slurm, through submitit's local executor -------------------------------------------------
 
 
 @pytest.mark.slow
-def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_epoch(studies, tmp_path, local_long):
-    """The signal Slurm sends before a timeout or a preemption (SIGUSR2) reaches a job once its
-    run has saved an epoch: submitit requeues it, the run resumes after that epoch, and the study
-    ends with every run stored once and the reference's numbers."""
+def test_a_timed_out_slurm_job_is_requeued_and_resumes_from_its_epoch(studies, tmp_path, local_long):
+    """Slurm's signal before a time limit (SIGUSR2) reaches a job once its run has saved an
+    epoch. With a 1-minute limit submitit counts it as a timeout: it checkpoints and requeues the
+    job, the run resumes after that epoch, and the study ends with every run stored once and the
+    reference's numbers."""
     pytest.importorskip("submitit")
     out = tmp_path / "out"
     has_epoch = lambda key: (out / ".checkpoints" / f"{key}.pt").exists()  # noqa: E731
     signalled = _kill_first_worker_in_thread(out, signal.SIGUSR2, wait_for=has_epoch)
-    outcome = run_study(load_study("long"), jobs=2, out=out, launcher="slurm", launcher_options={"cluster": "local"}, show_progress=False)
+    outcome = run_study(load_study("long"), jobs=2, out=out, launcher="slurm", launcher_options={"cluster": "local", "time_min": 1}, show_progress=False)
     assert signalled, "no job was signalled"
     assert outcome.failed == [] and len(_stored(out)) == 2
-    assert _provenance(out)[signalled[0]]["resumed_at_epoch"] >= 1
+    assert _provenance(out)[signalled[0]]["resumed_at_epoch"] >= 1 and _provenance(out)[signalled[0]]["attempt"] == 2
     assert _rows(out) == _rows(local_long)
+
+
+@pytest.mark.slow
+def test_a_timeout_beyond_max_requeues_fails_the_run(studies, tmp_path):
+    """Negative control of the requeue: with max_requeues = 0 the same signal ends the job, and
+    the run is recorded as failed, not lost and not silently rerun."""
+    pytest.importorskip("submitit")
+    out = tmp_path / "out"
+    signalled = _kill_first_worker_in_thread(out, signal.SIGUSR2, wait_for=lambda key: (out / ".checkpoints" / f"{key}.pt").exists())
+    outcome = run_study(load_study("long"), jobs=2, out=out, launcher="slurm", show_progress=False,
+                        launcher_options={"cluster": "local", "time_min": 1, "max_requeues": 0})
+    assert signalled and outcome.failed == signalled
+    assert "timed-out too many times" in (out / "failures.csv").read_text()
+
+
+@pytest.mark.slow
+def test_a_restarted_slurm_driver_adopts_the_jobs_still_running(studies, tmp_path):
+    """Slurm jobs outlive their driver. A driver killed while two jobs run, then restarted,
+    waits for those jobs instead of submitting their runs again: every run is submitted once
+    (the ledger) and stored once."""
+    pytest.importorskip("submitit")
+    out = tmp_path / "out"
+    args = ("longer", "--seeds", "3", "--jobs", "2", "--launcher", "slurm", "--set", "launcher.cluster=local", "--out", str(out))
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    driver = _cli(*args, env=env, quiet=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list((out / ".running").glob("*.json")) if (out / ".running").is_dir() else []) < 2:
+        time.sleep(0.1)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=60)
+    again = _cli(*args, env=env)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert "job(s) of an earlier driver are still pending or running" in err
+    ledger = json.loads((out / ".slurm" / "submitted.json").read_text())
+    assert len(ledger) == 3 and all(len(ids) == 1 for ids in ledger.values())
+    assert len(_stored(out)) == 3 and _never_redone(out)

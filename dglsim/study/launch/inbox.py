@@ -5,7 +5,9 @@ A worker writes each run's outcome (its result, or its failure with the tracebac
 rename, so a file there is always whole. The driver commits the outcome to SQLite and only then
 removes the file. A driver killed between the two finds the file when it restarts and commits
 it then: a finished run is never lost and never rerun. While a run is in progress its worker
-keeps `OUT/.running/KEY.json` (host and PID), which the driver counts for its progress display.
+keeps `OUT/.running/KEY.json` (host and PID), which the driver counts for its progress display,
+and every start of a run is appended to `OUT/.attempts/KEY.jsonl` (host, PID, launcher, time):
+the audit of retries, requeues and restarts that each stored run's provenance counts.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["write_outcome", "outcomes", "remove_outcome", "mark_running", "clear_running", "running_count", "clear_all_running"]
+__all__ = ["atomic_write", "write_outcome", "outcomes", "remove_outcome", "mark_running", "attempts", "clear_running", "running_count", "clear_all_running"]
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all: a temp file in the same folder, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
     try:
@@ -34,7 +38,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_outcome(out: Path, outcome: dict) -> None:
-    _atomic_write(Path(out) / ".inbox" / f"{outcome['key']}.json", json.dumps(outcome))
+    atomic_write(Path(out) / ".inbox" / f"{outcome['key']}.json", json.dumps(outcome))
 
 
 def outcomes(out: Path) -> Iterator[dict]:
@@ -48,8 +52,21 @@ def remove_outcome(out: Path, key: str) -> None:
     (Path(out) / ".inbox" / f"{key}.json").unlink(missing_ok=True)
 
 
-def mark_running(out: Path, key: str, launcher: str) -> None:
-    _atomic_write(Path(out) / ".running" / f"{key}.json", json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "launcher": launcher}))
+def mark_running(out: Path, key: str, launcher: str) -> int:
+    """Mark the run started here; returns how many times it has been started, this one included."""
+    start = {"host": socket.gethostname(), "pid": os.getpid(), "launcher": launcher, "time": time.time()}
+    atomic_write(Path(out) / ".running" / f"{key}.json", json.dumps(start))
+    log = Path(out) / ".attempts" / f"{key}.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:  # one short line per start: appends of this size do not interleave
+        f.write(json.dumps(start) + "\n")
+    return len(attempts(out, key))
+
+
+def attempts(out: Path, key: str) -> list[dict]:
+    """Every start of the run `key` so far, oldest first."""
+    log = Path(out) / ".attempts" / f"{key}.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
 
 
 def clear_running(out: Path, key: str) -> None:

@@ -7,15 +7,21 @@ A timeout counts against `max_requeues`, a preemption does not (submitit's rule)
 
 The study's output folder must be on a file system that the compute nodes share: jobs leave
 their outcomes there (dglsim.study.launch.inbox) and submitit keeps its job files under
-`OUT/.slurm`. With `[launcher] cluster = "local"`, submitit runs the jobs as processes of this
+`OUT/.slurm`. Slurm jobs outlive a killed driver, so the launcher keeps a ledger of the job
+submitted for each run (`OUT/.slurm/submitted.json`): a restarted driver adopts the jobs still
+pending or running instead of submitting their runs again, and resubmits only runs whose job
+ended without an outcome. With `[launcher] cluster = "local"`, submitit runs the jobs as processes of this
 machine, `--jobs` at a time, with the same signals and requeueing: that is how the tests run.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import traceback
 from pathlib import Path
 
+from dglsim.study.launch.inbox import atomic_write
 from dglsim.study.launch.options import LauncherOptions
 from dglsim.study.launch.work import RunJob, failed_outcome, run_job
 
@@ -75,8 +81,40 @@ class SlurmLauncher:
     def outstanding(self) -> int:
         return len(self._queue) + len(self._jobs)
 
+    @staticmethod
+    def _ledger_path(out: str) -> Path:
+        return Path(out) / ".slurm" / "submitted.json"
+
+    def _ledger(self, out: str) -> dict[str, list[str]]:
+        """run key -> the ids of the jobs submitted for it, oldest first."""
+        path = self._ledger_path(out)
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def _adopt(self, out: str, job_id: str):
+        """The still-pending or running job `job_id` of an earlier driver, or None when it has ended."""
+        import submitit
+        from submitit.local.local import LocalJob
+
+        folder = Path(out) / ".slurm" / "%j"
+        if self.options.cluster == "slurm":
+            handle = submitit.SlurmJob(folder=folder, job_id=job_id)
+            return None if handle.done(force_check=True) else handle
+        handle = LocalJob(folder=folder, job_id=job_id)  # submitit's local job id is its controller's PID
+        return _AdoptedLocalJob(handle) if _local_job_alive(handle) else None
+
     def submit(self, jobs: list[RunJob]) -> None:
-        self._queue += jobs
+        ledger = self._ledger(jobs[0].out) if jobs else {}
+        adopted = 0
+        for job in jobs:
+            ids = ledger.get(job.key)
+            handle = self._adopt(job.out, ids[-1]) if ids else None
+            if handle is None:
+                self._queue.append(job)
+            else:
+                self._jobs[handle] = job
+                adopted += 1
+        if adopted:
+            print(f"slurm: {adopted} job(s) of an earlier driver are still pending or running; waiting for them instead of submitting their runs again", file=sys.stderr)
         self._top_up()
 
     def _top_up(self) -> None:
@@ -91,8 +129,11 @@ class SlurmLauncher:
             self._executor = self._make_executor(batch[0].out, gpus)
         with self._executor.batch():
             submitted = [(self._executor.submit(CheckpointedRun(job)), job) for job in batch]
+        ledger = self._ledger(batch[0].out)
         for handle, job in submitted:
             self._jobs[handle] = job
+            ledger.setdefault(job.key, []).append(str(handle.job_id))
+        atomic_write(self._ledger_path(batch[0].out), json.dumps(ledger))
 
     def wait(self, timeout: float) -> list[dict]:
         import time
@@ -112,3 +153,29 @@ class SlurmLauncher:
                 outcomes.append(failed_outcome(job, f"slurm job {handle.job_id}: " + traceback.format_exc(limit=0)))
         self._top_up()
         return outcomes
+
+
+def _local_job_alive(handle) -> bool:
+    """Whether submitit's local controller of `handle` (PID = job id) still runs and has left no result."""
+    if handle.paths.result_pickle.exists():
+        return False
+    try:
+        cmdline = Path(f"/proc/{int(handle.job_id)}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    return b"submitit" in cmdline  # not another process that took over the PID
+
+
+class _AdoptedLocalJob:
+    """A local job of an earlier driver: without its process handle, submitit cannot tell when it
+    ends, so its end is its controller's exit."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+        self.job_id = handle.job_id
+
+    def done(self) -> bool:
+        return not _local_job_alive(self.handle)
+
+    def result(self):
+        return self.handle.result()

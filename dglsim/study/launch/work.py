@@ -46,12 +46,12 @@ def run_job(job: RunJob, on_steps: Callable[[int, int], None] | None = None) -> 
     from dglsim.study.execute import execute_run  # the worker side imports the training stack
 
     torch.set_num_threads(job.threads)
-    inbox.mark_running(job.out, job.key, job.launcher)
+    attempt = inbox.mark_running(job.out, job.key, job.launcher)
     checkpoint = EpochCheckpoint(checkpoint_path(job.out, job.key))
     outcome = {"key": job.key, "study": job.study, "profile": job.profile, "config": job.cfg.as_dict(), "host": socket.gethostname(), "launcher": job.launcher}
     try:
         result = execute_run(job.cfg, on_steps=on_steps, checkpoint=checkpoint)
-        result["provenance"] |= {"launcher": job.launcher, "resumed_at_epoch": checkpoint.resumed_at}
+        result["provenance"] |= {"launcher": job.launcher, "attempt": attempt, "resumed_at_epoch": checkpoint.resumed_at}
         outcome |= {"status": "done", "result": result}
     except Exception:
         outcome |= {"status": "failed", "error": traceback.format_exc()}
