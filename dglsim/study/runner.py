@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from dglsim.cluster import link_times
-from dglsim.errors import InvalidArgument
+from dglsim.errors import DataError, InvalidArgument
 from dglsim.recipe.cluster import cluster_times
 from dglsim.recipe.config import RunConfig
 from dglsim.recipe.provenance import git_revision
@@ -192,6 +192,8 @@ def _run_locked(spec: StudySpec, runs: list[RunConfig], profile: str, overrides:
             launcher.submit([RunJob(cfg, spec.name, profile, str(out), launcher.threads, launcher.name) for cfg in pending])
             while launcher.outstanding:
                 for outcome in launcher.wait(timeout=1.0):
+                    if outcome["status"] == "refused":  # bad input: the same for every run, so the study stops with its message
+                        raise {"DataError": DataError}.get(outcome["error_type"], InvalidArgument)(outcome["error"])
                     if _commit(store, outcome, by_key[outcome["key"]], profiles):
                         executed.append(outcome["key"])
                         if on_run_stored is not None:

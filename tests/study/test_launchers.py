@@ -158,6 +158,22 @@ def test_a_report_never_mixes_code_revisions(studies, tmp_path, cifar10):
     assert len(outcome.executed) == 1
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_bad_input_found_by_a_worker_stops_the_study_with_its_message(studies, tmp_path, monkeypatch, capsys, jobs):
+    """A data folder that is a file is no failure of a run: the study ends with the one-line
+    error (exit 2), whether the run was in the driver's process or in a pool worker, and no run
+    is recorded as failed."""
+    from dglsim.study.cli import main
+
+    target = tmp_path / "not_a_folder"
+    target.write_text("x")
+    monkeypatch.setenv("DGLSIM_DATA", str(target))
+    assert main(["tiny", "--jobs", jobs, "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "$DGLSIM_DATA must be a folder" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "failures.csv").exists()
+
+
 def test_launcher_errors_name_what_to_do(studies, tmp_path, monkeypatch):
     spec = load_study("tiny")
     with pytest.raises(InvalidArgument, match=r"'--launcher' must be one of \['local', 'ray', 'slurm'\], got 'dask'"):

@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from dglsim.errors import DataError, InvalidArgument
 from dglsim.recipe.config import RunConfig
 from dglsim.study.launch import inbox
 from dglsim.train.checkpoint import EpochCheckpoint
@@ -42,7 +43,9 @@ def checkpoint_path(out: str | Path, key: str) -> Path:
 def run_job(job: RunJob, on_steps: Callable[[int, int], None] | None = None) -> dict:
     """Run `job`, write its outcome to the inbox, return it. The outcome: key, study, profile,
     config, status ("done" or "failed"), result (execute_run's dict) or error (the traceback),
-    host and launcher."""
+    host and launcher. Bad input (InvalidArgument, DataError: a data folder that is a file, say)
+    is status "refused" with the one-line message, returned and never stored: it is no failure
+    of the run, and the driver ends the study with it."""
     from dglsim.study.execute import execute_run  # the worker side imports the training stack
 
     torch.set_num_threads(job.threads)
@@ -53,6 +56,9 @@ def run_job(job: RunJob, on_steps: Callable[[int, int], None] | None = None) -> 
         result = execute_run(job.cfg, on_steps=on_steps, checkpoint=checkpoint)
         result["provenance"] |= {"launcher": job.launcher, "attempt": attempt, "resumed_at_epoch": checkpoint.resumed_at}
         outcome |= {"status": "done", "result": result}
+    except (InvalidArgument, DataError) as exc:  # the input is wrong, not the run: the driver stops the study with this message
+        inbox.clear_running(job.out, job.key)
+        return outcome | {"status": "refused", "error": str(exc), "error_type": type(exc).__name__}
     except Exception:
         outcome |= {"status": "failed", "error": traceback.format_exc()}
     inbox.write_outcome(job.out, outcome)
