@@ -164,7 +164,7 @@ def _run_locked(spec: StudySpec, runs: list[RunConfig], profile: str, overrides:
     for outcome in inbox.outcomes(out):
         _commit(store, outcome, by_key.get(outcome["key"]) or RunConfig.from_dict(outcome["config"], where=f"{out}/.inbox"), profiles)
         inbox.remove_outcome(out, outcome["key"])
-    inbox.clear_all_running(out)
+    inbox.clear_stale_running(out)
     done = store.done_keys()
     failed = set(store.failures(list(by_key)).get("key", []))
     pending = [r for r in runs if r.key() not in done and (retry_failed or r.key() not in failed)]
@@ -202,7 +202,8 @@ def _run_locked(spec: StudySpec, runs: list[RunConfig], profile: str, overrides:
                         newly_failed += 1
                     inbox.remove_outcome(out, outcome["key"])
                     bar.update(1)
-                bar.set_postfix_str(f"running {inbox.running_count(out)}, failed {newly_failed}, pending {launcher.outstanding}", refresh=False)
+                running = min(inbox.running_count(out), launcher.outstanding)
+                bar.set_postfix_str(f"running {running}, failed {newly_failed}, pending {launcher.outstanding - running}", refresh=False)
     except KeyboardInterrupt:
         bar.close()
         n = len(store.done_keys() & set(by_key))

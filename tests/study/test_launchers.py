@@ -104,7 +104,7 @@ def local_long(tmp_path_factory, cifar10):
 # --- the driver, with the local launcher --------------------------------------------------
 
 
-def test_a_failed_run_is_recorded_and_the_study_goes_on(studies, tmp_path, monkeypatch, cifar10):
+def test_a_failed_run_is_recorded_and_the_study_goes_on(studies, tmp_path, monkeypatch, capsys, cifar10):
     import dglsim.study.execute as execute
 
     real = execute.execute_run
@@ -116,8 +116,10 @@ def test_a_failed_run_is_recorded_and_the_study_goes_on(studies, tmp_path, monke
 
     monkeypatch.setattr(execute, "execute_run", fails_for_seed_1)
     out = tmp_path / "out"
-    outcome = run_study(load_study("tiny"), out=out, show_progress=False)
+    outcome = run_study(load_study("tiny"), out=out, show_progress=True)
     assert len(outcome.runs) == 4 and len(outcome.executed) == 3 and len(outcome.failed) == 1
+    bar = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.startswith("runs:")][-1]
+    assert "4/4" in bar and "running 0, failed 1, pending 0" in bar  # the progress bar's last state counts the failure
     failures = (out / "failures.csv").read_text()
     assert "FloatingPointError: loss is nan at step 3" in failures and "Traceback" in failures
     assert (out / "results.csv").exists()  # the report covers the three stored runs

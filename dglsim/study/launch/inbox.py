@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_write", "write_outcome", "outcomes", "remove_outcome", "mark_running", "attempts", "clear_running", "running_count", "clear_all_running"]
+__all__ = ["atomic_write", "write_outcome", "outcomes", "remove_outcome", "mark_running", "attempts", "clear_running", "running_count", "clear_stale_running"]
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -78,8 +78,27 @@ def running_count(out: Path) -> int:
     return sum(1 for _ in folder.glob("*.json")) if folder.is_dir() else 0
 
 
-def clear_all_running(out: Path) -> None:
-    """Forget the markers of an earlier driver's workers (the driver lock says none is alive here)."""
+def clear_stale_running(out: Path) -> None:
+    """Forget the markers of an earlier driver's workers that are gone. A marker stays only when
+    its process is alive on this host: a job that outlives its driver (Slurm) keeps counting as
+    running; a worker of another host cannot be asked, so its marker goes."""
     folder = Path(out) / ".running"
+    here = socket.gethostname()
     for path in folder.glob("*.json") if folder.is_dir() else ():
-        path.unlink(missing_ok=True)
+        try:
+            marker = json.loads(path.read_text())
+            alive = marker["host"] == here and _alive(int(marker["pid"]))
+        except (OSError, ValueError, KeyError):
+            alive = False
+        if not alive:
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, and someone else's
+        return True
+    return True
