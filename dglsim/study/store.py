@@ -68,7 +68,8 @@ def driver_lock(folder: Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
-            raise InvalidArgument(f"'--out' {str(folder)!r} is in use by another study driver (PID {holder}); wait for it to finish or choose another --out") from None
+            raise InvalidArgument(f"'--out' {str(folder)!r} is in use by another study driver (PID {holder} holds the lock {str(folder / '.lock')!r}); "
+                                  "wait for it to finish or choose another --out") from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

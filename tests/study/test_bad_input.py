@@ -83,7 +83,7 @@ def test_list_names_the_broken_file_and_still_lists_the_others(studies, capsys):
 def test_a_second_driver_on_the_same_out_is_refused_with_the_holders_pid(studies, tmp_path, capsys):
     with driver_lock(tmp_path / "out"):
         assert main(["tiny", "--out", str(tmp_path / "out"), "--no-progress"]) == 2
-    assert f"in use by another study driver (PID {os.getpid()})" in capsys.readouterr().err
+    assert f"in use by another study driver (PID {os.getpid()} holds the lock {str(tmp_path / 'out' / '.lock')!r})" in capsys.readouterr().err
 
 
 def test_set_seed_runs_exactly_those_seeds(studies):
