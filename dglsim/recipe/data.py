@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 
-from dglsim.data import BatchLoader, ImageSet, balanced_subset, first, first_per_class, load_cifar10, load_imagenette
+from dglsim.data import BatchLoader, ImageSet, balanced_subset, data_root, first, first_per_class, load_cifar10, load_imagenette
 from dglsim.data.cifar10 import AUTHORS_MEAN, AUTHORS_STD
 from dglsim.errors import InvalidArgument
 from dglsim.recipe.config import RunConfig
@@ -17,14 +18,15 @@ _LOADERS = {"cifar10": load_cifar10, "imagenette": load_imagenette}
 
 
 @functools.cache
-def _dataset(name: str) -> tuple[ImageSet, ImageSet]:
-    # Loaded once per process: a study's runs share the same in-memory uint8 tensors.
-    return _LOADERS[name]()
+def _dataset(name: str, root: Path) -> tuple[ImageSet, ImageSet]:
+    # Loaded once per process and data root: a study's runs share the same in-memory uint8
+    # tensors, and a process whose $DGLSIM_DATA changes reads the new root (or its error).
+    return _LOADERS[name](root)
 
 
 def run_data(cfg: RunConfig) -> tuple[ImageSet, ImageSet]:
     """The run's train and test sets: the dataset, subsampled per class with `subset_seed`."""
-    train_set, test_set = _dataset(cfg.dataset)
+    train_set, test_set = _dataset(cfg.dataset, data_root())
     if tuple(train_set.shape) != tuple(cfg.input_shape):
         raise InvalidArgument(f"'input_shape' of RunConfig must match the {cfg.dataset} images {train_set.shape}, got {cfg.input_shape}")
     if cfg.classes != len(train_set.classes):
