@@ -14,6 +14,7 @@ import torch
 
 from dglsim.errors import DataError, InvalidArgument
 from dglsim.recipe.config import RunConfig
+from dglsim.study import execute
 from dglsim.study.launch import inbox
 from dglsim.train.checkpoint import EpochCheckpoint
 
@@ -46,14 +47,12 @@ def run_job(job: RunJob, on_steps: Callable[[int, int], None] | None = None) -> 
     host and launcher. Bad input (InvalidArgument, DataError: a data folder that is a file, say)
     is status "refused" with the one-line message, returned and never stored: it is no failure
     of the run, and the driver ends the study with it."""
-    from dglsim.study.execute import execute_run  # the worker side imports the training stack
-
     torch.set_num_threads(job.threads)
     attempt = inbox.mark_running(job.out, job.key, job.launcher)
     checkpoint = EpochCheckpoint(checkpoint_path(job.out, job.key))
     outcome = {"key": job.key, "study": job.study, "profile": job.profile, "config": job.cfg.as_dict(), "host": socket.gethostname(), "launcher": job.launcher}
     try:
-        result = execute_run(job.cfg, on_steps=on_steps, checkpoint=checkpoint)
+        result = execute.execute_run(job.cfg, on_steps=on_steps, checkpoint=checkpoint)
         result["provenance"] |= {"launcher": job.launcher, "attempt": attempt, "resumed_at_epoch": checkpoint.resumed_at}
         outcome |= {"status": "done", "result": result}
     except (InvalidArgument, DataError) as exc:  # the input is wrong, not the run: the driver stops the study with this message
