@@ -45,6 +45,10 @@ class LauncherOptions:
     def __post_init__(self) -> None:
         validate_fields(self, self.CONSTRAINTS, owner="[launcher]")
 
+    def gpus_for(self, devices: list[str]) -> int:
+        """GPUs to declare for runs on `devices`: `gpus` when given, else 1 when any is cuda."""
+        return self.gpus if self.gpus is not None else int(any(d.startswith("cuda") for d in devices))
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "LauncherOptions":
         known = [f.name for f in fields(cls)]

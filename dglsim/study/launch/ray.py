@@ -53,8 +53,7 @@ class RayLauncher:
 
         task = ray.remote(run_job)
         for job in jobs:
-            gpus = self.options.gpus if self.options.gpus is not None else int(job.cfg.device.startswith("cuda"))
-            ref = task.options(num_cpus=self.threads, num_gpus=gpus, max_retries=self.options.max_retries, retry_exceptions=False).remote(job)
+            ref = task.options(num_cpus=self.threads, num_gpus=self.options.gpus_for([job.cfg.device]), max_retries=self.options.max_retries, retry_exceptions=False).remote(job)
             self._refs[ref] = job
 
     def wait(self, timeout: float) -> list[dict]:

@@ -124,9 +124,8 @@ class SlurmLauncher:
         batch, self._queue = self._queue[:room], self._queue[room:]
         if not batch:
             return
-        gpus = self.options.gpus if self.options.gpus is not None else int(any(j.cfg.device.startswith("cuda") for j in batch))
         if self._executor is None:
-            self._executor = self._make_executor(batch[0].out, gpus)
+            self._executor = self._make_executor(batch[0].out, self.options.gpus_for([j.cfg.device for j in batch]))
         with self._executor.batch():
             submitted = [(self._executor.submit(CheckpointedRun(job)), job) for job in batch]
         ledger = self._ledger(batch[0].out)
