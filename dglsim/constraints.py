@@ -23,6 +23,7 @@ __all__ = [
     "int_at_least",
     "real_in",
     "positive_real",
+    "rate",
     "real_at_least",
     "one_of",
     "boolean",
@@ -80,6 +81,11 @@ def int_at_least(low: int) -> Constraint:
 
 def positive_real() -> Constraint:
     return Constraint("a finite real > 0", lambda v: _is_real(v) and v > 0, (0, -1.0, math.inf, math.nan, "1"))
+
+
+def rate() -> Constraint:
+    """A bandwidth in bytes/s: a real > 0, where inf means no limit."""
+    return Constraint("a real > 0 (bytes/s; inf: no limit)", lambda v: isinstance(v, Real) and not isinstance(v, bool) and v > 0, (0, -1.0, math.nan, "fast", True))
 
 
 def real_at_least(low: float) -> Constraint:

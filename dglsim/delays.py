@@ -65,16 +65,21 @@ def _durations(values: Any) -> bool:
 
 
 class DelayStream:
-    """Draws one duration at a time from blocks: `stream()` -> float."""
+    """Draws one duration at a time from blocks: `stream()` -> float; `take(n)` -> the next n."""
 
-    __slots__ = ("_blocks", "_buf", "_i")
+    __slots__ = ("_blocks", "_block", "_buf", "_i")
 
     def __init__(self, blocks: Iterator[np.ndarray]) -> None:
-        self._blocks, self._buf, self._i = blocks, [], 0
+        self._blocks, self._block, self._buf, self._i = blocks, np.zeros(0), [], 0
+
+    def _refill(self) -> None:
+        self._block, self._buf, self._i = np.asarray(next(self._blocks), dtype=float), None, 0
 
     def __call__(self) -> float:
-        if self._i == len(self._buf):
-            self._buf, self._i = next(self._blocks).tolist(), 0
+        if self._i == len(self._block):
+            self._refill()
+        if self._buf is None:  # Python floats: one list per block is the hot path of the engine
+            self._buf = self._block.tolist()
         value = self._buf[self._i]
         self._i += 1
         return value
@@ -84,10 +89,10 @@ class DelayStream:
         out = np.empty(n)
         filled = 0
         while filled < n:
-            if self._i == len(self._buf):
-                self._buf, self._i = next(self._blocks).tolist(), 0
-            count = min(n - filled, len(self._buf) - self._i)
-            out[filled : filled + count] = self._buf[self._i : self._i + count]
+            if self._i == len(self._block):
+                self._refill()
+            count = min(n - filled, len(self._block) - self._i)
+            out[filled : filled + count] = self._block[self._i : self._i + count]
             self._i += count
             filled += count
         return out

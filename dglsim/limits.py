@@ -28,6 +28,7 @@ class Limit:
 
 LIMITS = {
     "workers": Limit(4096, "workers", "more simulated devices than one pipeline of the clusters dglsim models"),
+    "devices": Limit(65_536, "devices", "replicas of all modules together: each update samples one compute time per replica"),
     "updates": Limit(10_000_000, "updates per worker", "about a minute of simulation per million updates, and a trace row of ~300 bytes per event"),
     "global_steps": Limit(100_000_000, "global steps", "paper mode picks one module per step; a tiny pick probability makes the run endless"),
     "evals": Limit(1000, "evaluations", "each evaluates every module on the whole test set"),

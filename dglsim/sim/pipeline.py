@@ -43,6 +43,7 @@ class _Pipeline:
         self.env = Environment()
         self.streams = worker_streams(spec)
         self.bytes = [spec.bytes_on(j) for j in range(self.k - 1)]
+        self.rate = [spec.link_rate(j) for j in range(self.k - 1)]
         self.version = [0] * self.k
         self.busy = [False] * self.k
         self.held: list[Item | None] = [None] * self.k  # sync: output waiting for queue space
@@ -127,7 +128,7 @@ class _Pipeline:
             self.in_transit[j + 1] += 1
         # A link sends one item at a time at its bandwidth (transfers queue behind each other),
         # then the item travels for its latency; delivery is in order, like a TCP stream.
-        sent = max(self.env.now, self.link_busy[j]) + size / self.spec.bandwidth
+        sent = max(self.env.now, self.link_busy[j]) + size / self.rate[j]
         self.link_busy[j] = sent
         arrival = max(self.last_arrival[j], sent + self.streams.latency[j]())
         self.last_arrival[j] = arrival

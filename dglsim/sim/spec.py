@@ -14,6 +14,19 @@
     payload_bytes = 524288      # bytes per item on each link, one or a list of K-1; an entry may
                                 # be {shape = [128, 64, 16, 16], dtype = "float32"} (an activation)
     arrival = {kind = "exponential", mean = 0.02}   # optional: fresh items reach worker 0 as a renewal process
+
+Data parallelism within a module (each module j on N_j replicas, `dglsim.sim.collectives`):
+
+    replicas = [256, 256, 256, 256]   # N_j, one for all or a list of K (absent = 1)
+    replica_slowdown = [1, [1, 1, 3, 1], 1, 1]   # per module: one factor for its replicas or a list of N_j
+    gradient_bytes = [4e6, ...]       # bytes all-reduced per update of module j (its gradients)
+    allreduce = {algorithm = "ring", bandwidth = 12.5e9, latency = 5e-6}   # or "tree"
+
+An update of module j takes the slowest of its N_j replicas' compute times, each drawn from
+the replica's own stream (its own slowdown, its own stragglers), then the all-reduce of
+gradient_bytes[j] among them. A link carries each replica's share of the batch: the item's
+bytes go over min(N_j, N_{j+1}) links in parallel. With one replica everywhere the spec is the
+single-pipeline one, and its streams and trace are unchanged.
 """
 
 from __future__ import annotations
@@ -25,20 +38,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dglsim.buffers import POLICIES
-from dglsim.constraints import Constraint, int_at_least, one_of, optional, renamed, validate_fields
+from dglsim.constraints import Constraint, int_at_least, one_of, optional, rate, renamed, validate_fields
 from dglsim.delays import Constant, DelayModel, delay_from_spec
 from dglsim.errors import InvalidArgument
-from dglsim.limits import check_limit, check_memory
+from dglsim.limits import check_limit
+from dglsim.sim.collectives import AllReduce
 
 __all__ = ["PipelineSpec", "MODES", "spec_from_dict", "load_spec", "payload_size"]
 
 MODES = ("sync", "async", "paper")
-# A trace holds about four events per update (start, finish, send, arrive), each a Python tuple
-# of about 300 bytes: what the memory limit estimates before a run starts.
-ROWS_PER_UPDATE, TRACE_ROW_BYTES = 4, 300
 RENAMED = {"capacity": "buffer"}  # one name with RunConfig's `buffer`; the former one is read for one release
 _KEYS = ("mode", "workers", "steps", "seed", "buffer", "policy", "max_reuse", "compute", "slowdown",
-         "latency", "bandwidth", "payload_bytes", "arrival")
+         "latency", "bandwidth", "payload_bytes", "arrival", "replicas", "replica_slowdown", "gradient_bytes", "allreduce")
 
 
 def _int(v: Any) -> bool:
@@ -60,6 +71,10 @@ class PipelineSpec:
     bandwidth: float = math.inf
     payload_bytes: tuple[int, ...] | None = None
     arrival: DelayModel | None = None
+    replicas: tuple[int, ...] | None = None  # N_j per module (None: one each)
+    replica_slowdown: tuple[tuple[float, ...], ...] | None = None  # per module, one factor per replica
+    gradient_bytes: tuple[int, ...] | None = None  # per module, all-reduced per update
+    allreduce: AllReduce | None = None
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "mode": one_of(MODES),
@@ -69,8 +84,8 @@ class PipelineSpec:
         "buffer": optional(int_at_least(1), missing="absent"),
         "policy": one_of(tuple(POLICIES)),
         "max_reuse": optional(int_at_least(1), missing="absent"),
-        "bandwidth": Constraint("a real > 0 (bytes/s; inf: no limit)", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
-                                (0, -1.0, math.nan, "fast", True)),
+        "bandwidth": rate(),
+        "allreduce": optional(Constraint("an AllReduce", lambda v: isinstance(v, AllReduce), ("ring", 1.0)), missing="absent"),
     }
 
     def __post_init__(self) -> None:
@@ -78,7 +93,6 @@ class PipelineSpec:
         validate_fields(self, self.CONSTRAINTS)
         check_limit("workers", k, "'workers' of PipelineSpec")
         check_limit("updates", self.steps, "'steps' of PipelineSpec")
-        check_memory(TRACE_ROW_BYTES * ROWS_PER_UPDATE * k * self.steps, "its trace", "'steps' x 'workers' of PipelineSpec")
         if self.mode in ("async", "paper") and self.buffer is None and k > 1:
             raise InvalidArgument(f"'buffer' of PipelineSpec must be an int >= 1 (the buffer size M) in {self.mode} mode, got None")
         self._check_per("compute", self.compute, k, lambda d: isinstance(d, DelayModel), "a delay model")
@@ -88,7 +102,25 @@ class PipelineSpec:
             self._check_per("latency", self.latency, k - 1, lambda d: isinstance(d, DelayModel), "a delay model")
         if self.payload_bytes is not None:
             self._check_per("payload_bytes", self.payload_bytes, k - 1, lambda b: _int(b) and b >= 0, "an int >= 0")
+        self._check_replicas()
 
+    def _check_replicas(self) -> None:
+        k = self.workers
+        if self.replicas is not None:
+            self._check_per("replicas", self.replicas, k, lambda n: _int(n) and n >= 1, "an int >= 1")
+            check_limit("devices", sum(self.replicas), "'replicas' of PipelineSpec (summed over modules)")
+        if self.replica_slowdown is not None:
+            counts = self.replicas or (1,) * k
+            ok = (isinstance(self.replica_slowdown, tuple) and len(self.replica_slowdown) == k
+                  and all(isinstance(f, tuple) and len(f) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < math.inf for x in f)
+                          for f, n in zip(self.replica_slowdown, counts)))
+            if not ok:
+                raise InvalidArgument(f"'replica_slowdown' of PipelineSpec must be {k} tuples, tuple j of N_j = replicas[j] finite reals > 0 ({list(counts)}), got {self.replica_slowdown!r}")
+        if self.gradient_bytes is not None:
+            self._check_per("gradient_bytes", self.gradient_bytes, k, lambda b: _int(b) and b >= 0, "an int >= 0")
+        if (self.gradient_bytes is None) != (self.allreduce is None):
+            raise InvalidArgument("'gradient_bytes' and 'allreduce' of PipelineSpec go together (what is all-reduced, and how), "
+                                  f"got gradient_bytes {self.gradient_bytes!r} and allreduce {self.allreduce!r}")
     @staticmethod
     def _check_per(name: str, values: tuple, n: int, ok, rule: str) -> None:
         if not isinstance(values, tuple) or len(values) != n or not all(ok(v) for v in values):
@@ -101,11 +133,34 @@ class PipelineSpec:
     def compute_model(self, j: int) -> DelayModel:
         return self.compute[j].scaled(self.slowdown[j] if self.slowdown else 1.0)
 
+    def replicas_of(self, j: int) -> int:
+        return self.replicas[j] if self.replicas else 1
+
+    @property
+    def devices(self) -> int:
+        return sum(self.replicas) if self.replicas else self.workers
+
+    def replica_model(self, j: int, r: int) -> DelayModel:
+        """Compute time of replica r of module j: the module's model times the replica's slowdown."""
+        base = self.compute_model(j)
+        return base.scaled(self.replica_slowdown[j][r]) if self.replica_slowdown else base
+
+    def allreduce_seconds(self, j: int) -> float:
+        """Time of the all-reduce that closes each update of module j (0 on one replica)."""
+        if self.allreduce is None:
+            return 0.0
+        return self.allreduce.seconds(self.replicas_of(j), self.gradient_bytes[j])
+
+    def link_rate(self, j: int) -> float:
+        """Bytes/s of the link from module j to j+1: each replica sends its share of the item,
+        so min(N_j, N_{j+1}) links carry it side by side."""
+        return self.bandwidth * min(self.replicas_of(j), self.replicas_of(j + 1))
+
     def link_delay(self, j: int) -> tuple[DelayModel, float]:
         """(latency model, transfer seconds) of the link from worker j to j+1."""
         latency = self.latency[j] if self.latency else Constant(0.0)
         size = self.payload_bytes[j] if self.payload_bytes else 0
-        return latency, (size / self.bandwidth if self.bandwidth != math.inf else 0.0)
+        return latency, (size / self.link_rate(j) if self.bandwidth != math.inf else 0.0)
 
     def bytes_on(self, j: int) -> int:
         return self.payload_bytes[j] if self.payload_bytes else 0
@@ -161,7 +216,28 @@ def spec_from_dict(doc: dict[str, Any], *, where: str = "spec") -> PipelineSpec:
         bandwidth=doc.get("bandwidth", math.inf),
         payload_bytes=_per(doc.get("payload_bytes"), k - 1, "payload_bytes", _bytes_entry),
         arrival=delay(doc["arrival"], "arrival") if "arrival" in doc else None,
+        replicas=_per(doc.get("replicas"), k, "replicas", lambda v, key: v),
+        replica_slowdown=_replica_slowdown(doc.get("replica_slowdown"), doc.get("replicas", 1), k),
+        gradient_bytes=_per(doc.get("gradient_bytes"), k, "gradient_bytes", lambda v, key: int(v) if isinstance(v, float) and v.is_integer() else v),
+        allreduce=_allreduce(doc["allreduce"], where) if "allreduce" in doc else None,
     )
+
+
+def _replica_slowdown(value: Any, replicas: Any, k: int) -> tuple | None:
+    """Per module: a list of N_j factors, or one factor for all its replicas."""
+    if value is None:
+        return None
+    counts = replicas if isinstance(replicas, list) else [replicas] * k
+    values = value if isinstance(value, list) else [value] * k
+    if len(values) != k or len(counts) != k:
+        raise InvalidArgument(f"'replica_slowdown' must be one entry per module ({k}), got {value!r}")
+    return tuple(tuple(v) if isinstance(v, list) else (v,) * n for v, n in zip(values, counts))
+
+
+def _allreduce(value: Any, where: str) -> AllReduce:
+    if not isinstance(value, dict) or sorted(set(value) - {"algorithm", "bandwidth", "latency"}):
+        raise InvalidArgument(f"'allreduce' of {where} must be a table {{algorithm = \"ring\" | \"tree\", bandwidth = bytes/s, latency = s}}, got {value!r}")
+    return AllReduce(**value)
 
 
 def load_spec(path: str | Path) -> PipelineSpec:

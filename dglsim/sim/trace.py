@@ -1,8 +1,4 @@
-"""The simulation trace: one row per event, as data.
-
-Row fields: time (simulated s), worker, action, item id, producer version the item carries,
-staleness (producer updates since it was produced), age (simulated s since it was produced),
-reuse count, buffer occupancy (after the event), bytes.
+"""The simulation trace: one row per event, as data (the rows: `dglsim.sim.rows`).
 
 Actions: "start" (worker begins an update on an item), "finish" (update on that item done;
 version is the worker's new update count), "send" (output leaves on the link, with its bytes), "arrive" (item
@@ -11,64 +7,28 @@ enters the next worker's queue or buffer), "evict" (oldest item dropped from a f
 past its update budget passes an item on without updating).
 
 Every row has a string form that round-trips (`format_row` / `parse_row`), the trace
-validates itself (`validate`), and it exports to CSV and Chrome-trace JSON (Perfetto).
+validates itself (`validate`), and it exports to CSV and Chrome-trace JSON (Perfetto) through
+the chunked writers of `dglsim.sim.trace_io`. This `Trace` holds its rows as Python tuples,
+what the Python engine appends to; `dglsim.sim.columnar.ColumnarTrace` holds packed chunks,
+and both give `chunks()`, the form summaries and writers read.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from dglsim.errors import InvalidArgument
+from dglsim.sim.rows import ACTIONS, ARRAY_DTYPE, CHUNK_ROWS, COLUMNS, Row, format_row, parse_row, rows_to_chunk
+from dglsim.sim.trace_io import trace_writer
 
 __all__ = ["Row", "ACTIONS", "Trace", "format_row", "parse_row", "TraceError"]
 
-ACTIONS = ("start", "finish", "forward", "send", "arrive", "evict", "block", "unblock")
-
-
-class Row(NamedTuple):
-    time: float
-    worker: int
-    action: str
-    item: int
-    version: int
-    staleness: int
-    age: float
-    reuse: int
-    occupancy: int
-    bytes: int
-
-
-COLUMNS = Row._fields
-_DTYPE = np.dtype([("time", "f8"), ("worker", "i4"), ("action", "U8"), ("item", "i8"), ("version", "i8"),
-                   ("staleness", "i8"), ("age", "f8"), ("reuse", "i4"), ("occupancy", "i4"), ("bytes", "i8")])
-
-
 class TraceError(InvalidArgument):
     """A trace breaks an invariant; the message shows the failing row in context."""
-
-
-def format_row(row: Row) -> str:
-    """Compact string form; floats in repr so the row parses back exactly."""
-    return (f"{row.time!r} w{row.worker} {row.action} item={row.item} v={row.version} stale={row.staleness} "
-            f"age={row.age!r} reuse={row.reuse} occ={row.occupancy} bytes={row.bytes}")
-
-
-def parse_row(text: str) -> Row:
-    try:
-        time, worker, action, *fields = text.split()
-        kv = dict(f.split("=", 1) for f in fields)
-        row = Row(float(time), int(worker[1:]), action, int(kv["item"]), int(kv["v"]), int(kv["stale"]),
-                  float(kv["age"]), int(kv["reuse"]), int(kv["occ"]), int(kv["bytes"]))
-    except (ValueError, KeyError) as exc:
-        raise InvalidArgument(f"trace row must look like '{format_row(Row(0.0, 0, 'start', 0, 0, 0, 0.0, 0, 0, 0))}', got {text!r}") from exc
-    if row.action not in ACTIONS:
-        raise InvalidArgument(f"trace row action must be one of {list(ACTIONS)}, got {row.action!r}")
-    return row
 
 
 class Trace:
@@ -86,7 +46,18 @@ class Trace:
 
     def to_array(self) -> np.ndarray:
         """A numpy structured array with the Row fields as columns."""
-        return np.array(self.rows, dtype=_DTYPE) if self.rows else np.zeros(0, dtype=_DTYPE)
+        return np.array(self.rows, dtype=ARRAY_DTYPE) if self.rows else np.zeros(0, dtype=ARRAY_DTYPE)
+
+    def chunks(self, size: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
+        """The rows as packed chunks (`dglsim.sim.rows.CHUNK_DTYPE`) of up to `size` rows."""
+        for start in range(0, len(self.rows), size):
+            yield rows_to_chunk(self.rows[start : start + size])
+
+    def write(self, path: str | Path, format: str | None = None) -> None:
+        """Write the trace in `format` (csv, parquet, chrome, text; default: by the suffix)."""
+        with trace_writer(path, format) as writer:
+            for chunk in self.chunks():
+                writer.write(chunk)
 
     def text(self) -> str:
         return "\n".join(format_row(Row(*r)) for r in self.rows) + ("\n" if self.rows else "")
@@ -96,10 +67,7 @@ class Trace:
         return cls(tuple(parse_row(line)) for line in text.splitlines() if line.strip())
 
     def to_csv(self, path: str | Path) -> None:
-        with open(path, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(COLUMNS)
-            writer.writerows(self.rows)
+        self.write(path, "csv")
 
     @classmethod
     def from_csv(cls, path: str | Path) -> "Trace":
@@ -112,23 +80,10 @@ class Trace:
                 raise InvalidArgument(f"trace CSV {str(path)!r} must start with the header {','.join(COLUMNS)}, got {header!r}")
             return cls(tuple(t(v) for t, v in zip(types, row)) for row in reader)
 
-    def to_chrome(self, path: str | Path, *, time_unit: float = 1e6) -> None:
+    def to_chrome(self, path: str | Path) -> None:
         """Chrome-trace JSON: one track per worker, a complete event per update (start..finish),
-        instant events for sends and evictions; times scaled to microseconds."""
-        events = [{"ph": "M", "name": "thread_name", "pid": 0, "tid": w, "args": {"name": f"worker {w}"}}
-                  for w in sorted({r[1] for r in self.rows})]
-        open_starts: dict[int, tuple] = {}
-        for r in self.rows:
-            t, w, action = r[0], r[1], r[2]
-            if action == "start":
-                open_starts[w] = r
-            elif action == "finish" and w in open_starts:
-                s = open_starts.pop(w)
-                events.append({"ph": "X", "name": f"update {r[4]}", "pid": 0, "tid": w, "ts": s[0] * time_unit,
-                               "dur": (t - s[0]) * time_unit, "args": {"item": s[3], "staleness": s[5], "age": s[6], "reuse": s[7]}})
-            elif action in ("forward", "send", "evict", "block", "unblock"):
-                events.append({"ph": "i", "s": "t", "name": action, "pid": 0, "tid": w, "ts": t * time_unit, "args": {"item": r[3], "bytes": r[9]}})
-        Path(path).write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}))
+        instant events for sends and evictions; times in microseconds."""
+        self.write(path, "chrome")
 
     def validate(self, workers: int | None = None) -> None:
         """Raise TraceError unless: times never decrease; each worker alternates start/finish;
