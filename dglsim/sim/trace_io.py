@@ -54,8 +54,11 @@ class TraceWriter:
         os.replace(self.partial, self.path)
 
     def abort(self) -> None:
-        """Drop the partial file (the run failed)."""
-        self.partial.unlink(missing_ok=True)
+        """Close and drop the partial file (the run failed or was interrupted)."""
+        try:
+            self._finish()
+        finally:
+            self.partial.unlink(missing_ok=True)
 
     def __enter__(self) -> "TraceWriter":
         return self
@@ -64,7 +67,6 @@ class TraceWriter:
         if kind is None:
             self.close()
         else:
-            self._finish()
             self.abort()
 
 

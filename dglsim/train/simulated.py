@@ -113,6 +113,8 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
         raise InvalidArgument(f"'workers' of the spec must equal the network's K = {net.k}, got {spec.k}")
     if spec.steps != cfg.epochs * per_epoch:
         raise InvalidArgument(f"'steps' of the spec must be epochs x batches per epoch = {cfg.epochs * per_epoch}, got {spec.steps}")
+    if spec.replicas is not None and max(spec.replicas) > train.batch_size:
+        raise InvalidArgument(f"'replicas' of the spec must be at most the batch size {train.batch_size} (one shard of the batch per replica), got {list(spec.replicas)}")
     if codecs is not None and len(codecs) != net.k - 1:
         raise InvalidArgument(f"'codecs' of train_simulated must be one per link (K-1 = {net.k - 1}), got {len(codecs)}")
     optimizers = [cfg.optim.make(net.module_parameters(j)) for j in range(net.k)]
@@ -150,7 +152,7 @@ def train_simulated(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cf
             optimizers[j] = cfg.optim.make(net.module_parameters(j))  # momentum starts afresh at each decay
         log_lr_of[j] = lr
         set_lr(optimizers[j], lr)
-        out, loss = local_step(net.stages[j], net.heads[j], optimizers[j], x, y)
+        out, loss = local_step(net.stages[j], net.heads[j], optimizers[j], x, y, spec.replicas_of(j))
         done[j] += 1
         log_module.append(j)
         log_loss.append(loss)
