@@ -10,6 +10,7 @@ from dglsim.models.decoupled import DecoupledNet, build_network
 from dglsim.models.summary import workloads
 from dglsim.recipe.config import RunConfig
 from dglsim.sim import PipelineSpec, paper_probabilities
+from dglsim.sim.collectives import AllReduce
 
 __all__ = ["cluster_times", "compute_model", "slowdowns", "pipeline_spec", "expected_length"]
 
@@ -39,21 +40,33 @@ def compute_model(cfg: RunConfig, base: float) -> DelayModel:
         return Constant(base)
     if cfg.compute_jitter == "lognormal":
         return lognormal(base, cfg.jitter_cv)
+    if cfg.compute_jitter == "lognormal_straggler":
+        return Straggler(lognormal(base, cfg.jitter_cv), cfg.straggler_q, cfg.straggler_factor)
     return Straggler(Constant(base), cfg.straggler_q, cfg.straggler_factor)
 
 
-def pipeline_spec(cfg: RunConfig, base_times: list[float], item_bytes: list[int], steps: int) -> PipelineSpec:
+def pipeline_spec(cfg: RunConfig, base_times: list[float], item_bytes: list[int], steps: int,
+                  gradient_bytes: list[int] | None = None) -> PipelineSpec:
     """The simulated cluster of `cfg`: module j computes for base_times[j] (times the slowdown on
-    module `slowed`, around the delay family), links carry item_bytes[j] at `bandwidth` after `latency`."""
-    k = cfg.k
+    module `slowed`, around the delay family), links carry item_bytes[j] at `bandwidth` after `latency`.
+    With cfg.replicas = N > 1, every module runs on N replicas, each on item_bytes' batch: an
+    item is N batches (N x item_bytes[j], sent over N links side by side), and each update ends
+    with the all-reduce of gradient_bytes[j] over the same links."""
+    k, n = cfg.k, cfg.replicas
     latency, bandwidth, _ = link_times(cfg.link, cfg.latency, cfg.bandwidth)
+    parallel = {}
+    if n > 1:
+        if gradient_bytes is None:
+            raise InvalidArgument(f"'gradient_bytes' of pipeline_spec must be given when replicas = {n} (what each update all-reduces)")
+        parallel = {"replicas": (n,) * k, "gradient_bytes": tuple(int(b) for b in gradient_bytes), "allreduce": AllReduce(cfg.allreduce, bandwidth, latency)}
     return PipelineSpec(
         mode=cfg.pipeline, workers=k, steps=steps, seed=cfg.seed,
         buffer=cfg.buffer, policy=cfg.policy, max_reuse=cfg.max_reuse,
         compute=tuple(compute_model(cfg, t) for t in base_times), slowdown=slowdowns(cfg),
         latency=tuple(Constant(latency) for _ in range(k - 1)),
         bandwidth=bandwidth,
-        payload_bytes=tuple(item_bytes[: k - 1]),
+        payload_bytes=tuple(b * n for b in item_bytes[: k - 1]),
+        **parallel,
     )
 
 

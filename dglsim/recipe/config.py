@@ -29,10 +29,13 @@ __all__ = ["RunConfig", "parse_assignment", "METHOD_CHOICES", "PIPELINES", "DATA
 
 DATASETS = ("cifar10", "imagenette")
 # "simulated": DGL with its updates ordered by the pipeline simulator; "distributed": real
-# multi-process DGL on torch.distributed (dglsim.ranks), one rank per module
-METHOD_CHOICES = (*METHODS, "simulated", "distributed")
+# multi-process DGL on torch.distributed (dglsim.ranks), one rank per module; "timing": the
+# simulated schedule alone (no training, no data), for studies of clusters too large to train on
+METHOD_CHOICES = (*METHODS, "simulated", "distributed", "timing")
 PIPELINES = ("sync", "async", "paper")
-JITTER_FAMILIES = ("constant", "lognormal", "straggler")
+# lognormal_straggler: lognormal jitter, and with probability straggler_q a step straggler_factor slower
+JITTER_FAMILIES = ("constant", "lognormal", "straggler", "lognormal_straggler")
+ALLREDUCE_ALGORITHMS = ("ring", "tree")  # dglsim.sim.collectives
 # keys renamed so that one concept has one name; the old ones are read, with a warning, for one release
 RENAMED = {"delay": "compute_jitter"}
 _NETWORK_KEYS = tuple(f.name for f in dataclasses.fields(NetworkSpec))
@@ -115,6 +118,12 @@ class RunConfig:
     # start for longer (to convergence): its producers' outputs stand for the limit law q*
     reference_epochs: int | None = None
     in_flight: int = 2  # method "distributed", sync: items in flight between two ranks (the simulated twin's queue capacity)
+    # data parallelism (method "timing"): every module on `replicas` devices, each on a batch of
+    # batch_size (a module's update takes replicas x batch_size samples), closed by an all-reduce
+    # of the module's gradients over the run's link
+    replicas: int = 1
+    allreduce: str = "ring"
+    steps: int = 2000  # method "timing": updates per module
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "method": one_of(METHOD_CHOICES),
@@ -158,6 +167,9 @@ class RunConfig:
         "theory": boolean(),
         "reference_epochs": optional(int_at_least(1)),
         "in_flight": int_at_least(1),
+        "replicas": int_at_least(1),
+        "allreduce": one_of(ALLREDUCE_ALGORITHMS),
+        "steps": int_at_least(1),
     }
 
     def __post_init__(self) -> None:
@@ -183,6 +195,11 @@ class RunConfig:
             raise InvalidArgument("'pipeline' of RunConfig must be 'sync' or 'async' with method 'distributed' (paper mode is a simulator schedule), got 'paper'")
         if isinstance(self.compute_time, tuple) and len(self.compute_time) != self.k:
             raise InvalidArgument(f"'compute_time' of RunConfig must hold k = {self.k} times when it is a tuple, got {self.compute_time!r}")
+        if self.replicas != 1 and self.method != "timing":
+            raise InvalidArgument(f"'replicas' of RunConfig must be 1 unless method is 'timing' (study runs of data-parallel modules are timing-only; "
+                                  f"training shards a batch with dglsim.train.steps.local_step(replicas=N)), got {self.replicas!r} with method {self.method!r}")
+        if self.method == "timing" and self.theory:
+            raise InvalidArgument("'theory' of RunConfig must be false with method 'timing' (no training), got true")
         self._check_cluster()
 
     def _check_plain_sgd(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+import torch
+
 from dglsim.models import build_network, summarize
 from dglsim.recipe.config import RunConfig
 from dglsim.recipe.data import run_data, test_loader, train_loader
@@ -25,6 +27,8 @@ def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None =
     simulated and distributed runs have no epoch boundary and ignore it (they restart).
     """
     start = time.perf_counter()
+    if cfg.method == "timing":  # a schedule alone: no data, no training
+        return _execute_timing(cfg, start, on_steps)
     device = resolve_device(cfg.device)
     train_set, test_set = (s.to(device) for s in run_data(cfg))
     net = build_network(cfg.network_spec(), seed=cfg.seed).to(device)
@@ -53,11 +57,21 @@ def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None =
         rows, extra = run_distributed(cfg, progress)
     else:
         rows = train_method(cfg.method, net, train, test, tcfg, progress=progress, checkpoint=checkpoint)
-    modules = [
-        {"module": m.module, "params": m.stage_params, "head_params": m.head_params, "macs": m.stage_macs, "head_macs": m.head_macs, "head_share": m.head_share}
-        for m in summarize(net)
-    ]
     prov = provenance(device) | {"data": {"source": train_set.source, "notes": list(train_set.notes), "train": len(train_set), "test": len(test_set)}}
     if extra:
         prov["simulation"] = extra
-    return {"rows": rows, "provenance": prov, "wall_s": time.perf_counter() - start, "modules": modules}
+    return {"rows": rows, "provenance": prov, "wall_s": time.perf_counter() - start, "modules": _modules(net)}
+
+
+def _modules(net) -> list[dict]:
+    return [{"module": m.module, "params": m.stage_params, "head_params": m.head_params, "macs": m.stage_macs, "head_macs": m.head_macs, "head_share": m.head_share}
+            for m in summarize(net)]
+
+
+def _execute_timing(cfg: RunConfig, start: float, on_steps: Callable[[int, int], None] | None) -> dict:
+    from dglsim.study.timing import run_timing
+
+    total = cfg.k * cfg.steps
+    rows, extra = run_timing(cfg, progress=(lambda n: on_steps(n, total)) if on_steps is not None else None)
+    prov = provenance(torch.device("cpu")) | {"simulation": extra}  # the schedule is simulated on the CPU; the devices are declared
+    return {"rows": rows, "provenance": prov, "wall_s": time.perf_counter() - start, "modules": _modules(build_network(cfg.network_spec(), seed=0))}

@@ -43,8 +43,21 @@ def setting(run: Any, *, k: bool = False, slowed: bool = False) -> str:
     return label + (f", {quantizer(run)}" if _get(run, "quant") != "none" else "")
 
 
+def jitter(run: Any) -> str:
+    """How a step's compute time varies around its module's base time."""
+    family = _get(run, "compute_jitter")
+    if family == "constant":
+        return "constant compute times"
+    text = f"lognormal jitter (cv {float(_get(run, 'jitter_cv')):g})" if family in ("lognormal", "lognormal_straggler") else ""
+    if family in ("straggler", "lognormal_straggler"):
+        text += (" and " if text else "") + f"stragglers ({float(_get(run, 'straggler_q')):g} of the steps {float(_get(run, 'straggler_factor')):g}x slower)"
+    return text
+
+
 def progress(cfg: Any) -> str:
     """One run as the study's progress line names it."""
+    if cfg.method == "timing":
+        return f"K={cfg.k} x {cfg.replicas} replicas {cfg.pipeline} seed {cfg.seed}"
     if cfg.method == "distributed":
         return f"real and simulated {setting(cfg, k=True)} seed {cfg.seed}"
     if cfg.method == "simulated":

@@ -13,6 +13,7 @@ import pandas as pd
 
 from dglsim.study.figures import INTERVAL_CELL, final_table, latex_table, per_module_curves, save_figure
 from dglsim.study.quant_reports import quant_sweep_report
+from dglsim.study.scale_reports import straggler_scale_report
 from dglsim.study.sim_reports import sim_vs_real_report
 from dglsim.study.stats import METHOD, paired_differences, resolution_clause
 from dglsim.study.sweep_reports import authors_buffer_report, buffer_sweep_report, delay_sweep_report
@@ -57,6 +58,7 @@ REPORTS: dict[str, Report] = {
     "quant_sweep": quant_sweep_report,
     "theory_bounds": theory_bounds_report,
     "sim_vs_real": sim_vs_real_report,
+    "straggler_scale": straggler_scale_report,
 }
 
 

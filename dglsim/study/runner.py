@@ -45,10 +45,15 @@ def cluster_clause(runs: list[RunConfig], profiles: list[dict] | None = None) ->
     update stands for, and the links; None when no run is simulated."""
     clauses = []
     for cfg in runs:
-        if cfg.method != "simulated":
+        if cfg.method not in ("simulated", "timing"):
             continue
-        machine = next((p for p in profiles or [] if tuple(p["seconds"]) == cfg.compute_time), None)
-        clause = f"simulated cluster: {cluster_times(cfg, machine=machine).description}, {link_times(cfg.link, cfg.latency, cfg.bandwidth)[2]}"
+        links = link_times(cfg.link, cfg.latency, cfg.bandwidth)[2]
+        if cfg.method == "timing":  # each run's K changes its module times: say what they stand for, once
+            clause = (f"simulated cluster: {cfg.cluster} roofline at efficiency {cfg.efficiency:g}, {links}, "
+                      f"{labels.jitter(cfg)}, {cfg.allreduce} all-reduce of each module's gradients over the links")
+        else:
+            machine = next((p for p in profiles or [] if tuple(p["seconds"]) == cfg.compute_time), None)
+            clause = f"simulated cluster: {cluster_times(cfg, machine=machine).description}, {links}"
         if clause not in clauses:
             clauses.append(clause)
     return "; ".join(clauses) if clauses else None
@@ -61,8 +66,12 @@ def caption_for(spec: StudySpec, profile: str, runs: list[RunConfig], overrides:
     first = runs[0]
     per_class = "all" if first.train_per_class is None else first.train_per_class
     seeds = len({r.seed for r in runs})
-    caption = (f"{spec.name}, profile {profile}: {first.arch} (K={first.k}, width {first.width or 'default'}, head {first.head}), "
-               f"{first.dataset} {per_class} train images per class, {first.epochs} epochs, {seeds} seed(s)")
+    if first.method == "timing":  # a schedule alone: no data, no epochs
+        caption = (f"{spec.name}, profile {profile}: the schedule of {first.arch} (depth {first.depth or 'default'}, width {first.width or 'default'}, "
+                   f"head {first.head}, input {'x'.join(map(str, first.input_shape))}), {first.steps} updates per module, batch {first.batch_size} per replica, {seeds} seed(s)")
+    else:
+        caption = (f"{spec.name}, profile {profile}: {first.arch} (K={first.k}, width {first.width or 'default'}, head {first.head}), "
+                   f"{first.dataset} {per_class} train images per class, {first.epochs} epochs, {seeds} seed(s)")
     grid = merge_axes(spec.settings(profile, overrides or {})[1])
     swept = [f"{key} {values}" for key, values in grid.items()]
     if swept:
