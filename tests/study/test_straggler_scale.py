@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from dglsim.cluster import link
+from dglsim.models.decoupled import build_network
+from dglsim.models.summary import summarize
 from dglsim.recipe.cluster import cluster_times
 from dglsim.study import RunConfig, load_study, run_study
 from dglsim.study.timing import FLOAT32_BYTES
-from dglsim.models.decoupled import build_network
-from dglsim.models.summary import summarize
 
 FAST = {"steps": 200, "replicas": [1, 16]}
 
