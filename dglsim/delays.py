@@ -15,6 +15,7 @@ randomness and sampling costs one numpy call per block.
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -115,6 +116,14 @@ class Constant(DelayModel):
         return np.full(size, float(self.value))
 
 
+@functools.lru_cache(maxsize=256)
+def _frozen(name: str, params: tuple[tuple[str, float], ...]):
+    """scipy's frozen distribution, built once per (name, parameters): freezing re-instantiates
+    the distribution class (and formats its docstring), milliseconds each, once per stream of
+    thousands of replicas otherwise. Sharing it is safe: every draw passes its own generator."""
+    return getattr(stats, name)(**dict(params))
+
+
 @dataclass(frozen=True)
 class Distribution(DelayModel):
     """scipy.stats distribution `name` with keyword parameters, e.g. Distribution("lognorm", (("s", 0.5), ("scale", 0.01)))."""
@@ -127,7 +136,7 @@ class Distribution(DelayModel):
         if not isinstance(dist, stats.rv_continuous):
             raise InvalidArgument(f"'dist' of a delay must name a scipy.stats continuous distribution, got {self.name!r}")
         try:
-            frozen = dist(**dict(self.params))
+            frozen = _frozen(self.name, self.params)
             low = frozen.support()[0]
         except (TypeError, ValueError) as exc:
             raise InvalidArgument(f"parameters {dict(self.params)} of delay dist {self.name!r} are not accepted by scipy.stats: {exc}") from exc
@@ -136,7 +145,7 @@ class Distribution(DelayModel):
 
     @property
     def frozen(self):
-        return getattr(stats, self.name)(**dict(self.params))
+        return _frozen(self.name, self.params)
 
     @property
     def mean(self) -> float:

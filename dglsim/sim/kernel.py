@@ -20,8 +20,9 @@ needs room, or (paper mode) it needs the next block of picks, and returns a stat
 (`run_compiled`) seals the chunk, grows the arrays or draws the picks, and calls it again. So a
 run of any length holds one chunk of rows at a time, unless the full trace is kept.
 
-numba is a dependency of dglsim; where it cannot be imported, `simulate` falls back to the
-Python engine with a one-line notice (`available()` says which).
+numba is a dependency of dglsim (`dglsim.sim.jit`); where it cannot be imported, `simulate` falls
+back to the Python engine with a one-line warning: the kernel's loops would run interpreted,
+slower than the engine they copy.
 """
 
 from __future__ import annotations
@@ -34,43 +35,23 @@ import numpy as np
 
 from dglsim.buffers import POLICIES
 from dglsim.sim.columnar import ColumnarTrace
+from dglsim.sim.jit import available, inline, jit, typed_list, unavailable_reason
 from dglsim.sim.rows import CHUNK_DTYPE, CHUNK_ROWS
 from dglsim.sim.spec import PipelineSpec
 from dglsim.sim.streams import SimResult, worker_streams
-
-try:  # numba is a dependency; a platform without a wheel of it falls back to the Python engine
-    import numba
-    from numba import njit, typed
-except ImportError as exc:  # pragma: no cover - exercised by the fallback test with numba hidden
-    numba, _IMPORT_ERROR = None, exc
-else:
-    _IMPORT_ERROR = None
 
 __all__ = ["available", "unavailable_reason", "run_compiled"]
 
 POLICY_CODES = {name: i for i, name in enumerate(POLICIES)}  # fifo newest uniform least_used authors
 FIFO, NEWEST, UNIFORM, LEAST_USED, AUTHORS = (POLICY_CODES[n] for n in ("fifo", "newest", "uniform", "least_used", "authors"))
-START, FINISH, FORWARD, SEND, ARRIVE, EVICT, BLOCK, UNBLOCK = range(8)  # dglsim.sim.trace.ACTIONS
+START, FINISH, FORWARD, SEND, ARRIVE, EVICT, BLOCK, UNBLOCK = range(8)  # dglsim.sim.rows.ACTIONS
 EV_ARRIVAL, EV_TRY, EV_FINISH, EV_ARRIVE = range(4)
 DONE, CHUNK_FULL, HEAP_FULL, SLOTS_FULL, NEED_PICKS = range(5)
 # integer registers of the kernel's state
 SEQ, NEXT_ID, ARRIVED, HEAP_N, ROWS, FREE_TOP, EVENTS, UNFINISHED, T, PICK = range(10)
 
 
-def available() -> bool:
-    return numba is not None
-
-
-def unavailable_reason() -> str:
-    return f"numba cannot be imported ({_IMPORT_ERROR})"
-
-
-def _jit(fn: Callable) -> Callable:
-    # error_model "numpy": a division by zero gives inf as in numpy, without a check per division
-    return njit(cache=True, nogil=True, error_model="numpy")(fn) if numba is not None else fn
-
-
-@(njit(inline="always", error_model="numpy") if numba is not None else (lambda f: f))  # inlined: a call per start costs a third of the kernel
+@inline  # a call per start would cost a third of the kernel
 def _select(policy, buf, j, head, n, cap, it_reuse, full, gens):
     """Logical index (0 = oldest) in buffer j of the item the policy takes: dglsim.buffers' policies."""
     if policy == LEAST_USED:
@@ -99,7 +80,7 @@ def _select(policy, buf, j, head, n, cap, it_reuse, full, gens):
     return best
 
 
-@_jit
+@jit
 def _advance_events(sync, policy, k, steps, capacity, max_reuse, has_arrival, si,
                     version, busy, held, in_transit, ncomp, nlat, last_arrival, link_busy,
                     compute, latency, arrivals, send_bytes, rate,
@@ -320,7 +301,7 @@ def _advance_events(sync, policy, k, steps, capacity, max_reuse, has_arrival, si
     return DONE
 
 
-@_jit
+@jit
 def _advance_paper(policy, k, steps, capacity, max_reuse, si, version, picks, send_bytes,
                    it_id, it_version, it_birth, it_reuse, free, buf, b_head, b_len, gens, o_time, o_worker, o_action, o_item, o_version, o_stale, o_age, o_reuse, o_occ, o_bytes):
     """Run paper-mode global steps until done, out of rows, or out of picks; returns a status.
@@ -448,7 +429,7 @@ def run_compiled(spec: PipelineSpec, *, keep: bool = True, on_chunk: Callable[[n
     """Run a timing-only `spec` in the kernel. Each sealed chunk of rows goes to `on_chunk`
     (streaming summaries, a trace writer); `keep` also keeps them (compressed unless
     `compress` is false) as the result's ColumnarTrace, else the result's trace is empty."""
-    if numba is None:
+    if not available():
         raise RuntimeError(unavailable_reason())
     k, steps = spec.k, spec.steps
     streams = worker_streams(spec)
@@ -470,7 +451,7 @@ def run_compiled(spec: PipelineSpec, *, keep: bool = True, on_chunk: Callable[[n
     columns = [buffers[0][name] for name in CHUNK_DTYPE.names]
     buf_cap = (spec.buffer or 1) + 1
     buf, b_head, b_len = np.zeros((k, buf_cap), np.int64), np.zeros(k, np.int64), np.zeros(k, np.int64)
-    gens = typed.List(streams.policy)
+    gens = typed_list(streams.policy)
     items = _Items.empty(max(1024, 2 * k * buf_cap + 2 * k))
     si[FREE_TOP] = items.id.size
 

@@ -15,6 +15,11 @@ What it holds, whatever the run's length:
   quantile is then within a factor 1 +- ALPHA of an order statistic adjacent to it. Count,
   mean and max stay exact;
 - the open update of each worker (a start without its finish yet) and the last occupancy step.
+
+One pass over a chunk's rows in order (`_fold`, compiled by numba where it imports, the same
+function interpreted otherwise) updates every worker's state; the tables it counts into are
+grown beforehand to the chunk's largest values. A row costs a few nanoseconds, whatever the
+number of workers.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import math
 
 import numpy as np
 
+from dglsim.sim.jit import jit
 from dglsim.sim.rows import action_code
 
 __all__ = ["TraceSummary", "EXACT_AGES", "ALPHA"]
@@ -47,159 +53,173 @@ def _quantile_from_counts(values: np.ndarray, counts: np.ndarray, q: float) -> f
     return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t  # numpy's lerp, to the last bit
 
 
-class _Histogram:
-    """Counts of small non-negative integers (staleness, reuse), grown as values appear."""
-
-    def __init__(self) -> None:
-        self.counts = np.zeros(16, np.int64)
-        self.total = 0  # sum of values (exact in int64)
-
-    def add(self, values: np.ndarray) -> None:
-        if values.size == 0:
-            return
-        counts = np.bincount(values)
-        if counts.size > self.counts.size:
-            self.counts = np.concatenate([self.counts, np.zeros(counts.size - self.counts.size, np.int64)])
-        self.counts[: counts.size] += counts
-        self.total += int(values.sum())
-
-    def distribution(self) -> dict[str, float]:
-        n = int(self.counts.sum())
-        if n == 0:
-            return {"count": 0}
-        present = np.flatnonzero(self.counts)
-        values, counts = present.astype(float), self.counts[present]
-        out = {"count": n, "mean": self.total / n, "max": float(present[-1])}
-        out.update({f"p{int(q * 100)}": _quantile_from_counts(values, counts, q) for q in QUANTILES})
-        return out
+def _grown(table: np.ndarray, width: int) -> np.ndarray:
+    """`table` with at least `width` columns (doubling, so growth is rare)."""
+    if width <= table.shape[1]:
+        return table
+    grown = np.zeros((table.shape[0], max(width, 2 * table.shape[1])), table.dtype)
+    grown[:, : table.shape[1]] = table
+    return grown
 
 
-class _Ages:
-    """Ages of consumed items: exact values, or a DDSketch once the summary switches."""
-
-    def __init__(self) -> None:
-        self.parts: list[np.ndarray] | None = []
-        self.buckets: dict[int, int] = {}
-        self.zeros = 0
-        self.count, self.sum, self.max = 0, 0.0, -math.inf
-
-    def add(self, values: np.ndarray) -> None:
-        if values.size == 0:
-            return
-        self.count += int(values.size)
-        self.sum += float(values.sum())
-        self.max = max(self.max, float(values.max()))
-        if self.parts is not None:
-            self.parts.append(values.copy())
-        else:
-            self._sketch(values)
-
-    def to_sketch(self) -> None:
-        if self.parts is not None:
-            parts, self.parts = self.parts, None
-            for values in parts:
-                self._sketch(values)
-
-    def _sketch(self, values: np.ndarray) -> None:
-        positive = values[values > 0]
-        self.zeros += int(values.size - positive.size)
-        keys, counts = np.unique(np.ceil(np.log(positive) / _LOG_GAMMA).astype(np.int64), return_counts=True)
-        for key, c in zip(keys.tolist(), counts.tolist()):
-            self.buckets[key] = self.buckets.get(key, 0) + c
-
-    def held(self) -> int:
-        return sum(p.size for p in self.parts) if self.parts is not None else 0
-
-    def distribution(self) -> dict[str, float]:
-        if self.count == 0:
-            return {"count": 0}
-        out = {"count": self.count, "mean": self.sum / self.count, "max": self.max}
-        if self.parts is not None:
-            values = np.concatenate(self.parts)
-            out.update({f"p{int(q * 100)}": float(np.quantile(values, q)) for q in QUANTILES})
-            return out
-        keys = np.array(sorted(self.buckets))
-        values = np.concatenate([[0.0], 2 * _GAMMA ** keys.astype(float) / (_GAMMA + 1)])  # a bucket's value: within ALPHA of all it holds
-        counts = np.concatenate([[self.zeros], [self.buckets[k] for k in keys.tolist()]])
-        keep = counts > 0
-        out.update({f"p{int(q * 100)}": min(_quantile_from_counts(values[keep], counts[keep], q), self.max) for q in QUANTILES})
-        out["sketch_alpha"] = ALPHA
-        return out
+def _distribution(counts: np.ndarray, total: float) -> dict[str, float]:
+    """count, mean, max and quantiles of the multiset where value v occurs counts[v] times."""
+    n = int(counts.sum())
+    if n == 0:
+        return {"count": 0}
+    present = np.flatnonzero(counts)
+    out = {"count": n, "mean": float(total) / n, "max": float(present[-1])}
+    out.update({f"p{int(q * 100)}": _quantile_from_counts(present.astype(float), counts[present], q) for q in QUANTILES})
+    return out
 
 
-class _Worker:
-    def __init__(self) -> None:
-        self.updates = 0
-        self.busy = 0.0
-        self.open_start: float | None = None
-        self.staleness, self.reuse, self.age = _Histogram(), _Histogram(), _Ages()
-        self.occupancy_area = 0.0
-        self.last_occupancy: tuple[float, float] | None = None  # (time, value) of the last step
-        self.occupancy_max = 0
-        self.bytes_sent = 0
-        self.evictions = 0
-
-    def add(self, rows: np.ndarray) -> None:
-        action = rows["action"]
-        starts, finishes = rows[action == START], rows[action == FINISH]
-        start_times = starts["time"]
-        if self.open_start is not None:
-            start_times = np.concatenate([[self.open_start], start_times])
-        n = finishes.size
-        self.busy += float((finishes["time"] - start_times[:n]).sum())
-        self.open_start = float(start_times[n]) if start_times.size > n else None
-        self.updates += n
-        self.staleness.add(starts["staleness"])
-        self.reuse.add(starts["reuse"].astype(np.int64))
-        self.age.add(starts["age"])
-        steps = rows[(action == START) | (action == ARRIVE) | (action == EVICT)]
-        if steps.size:
-            times, values = steps["time"], steps["occupancy"].astype(float)
-            if self.last_occupancy is not None:
-                times, values = np.concatenate([[self.last_occupancy[0]], times]), np.concatenate([[self.last_occupancy[1]], values])
-            self.occupancy_area += float((values[:-1] * np.diff(times)).sum())
-            self.last_occupancy = (float(times[-1]), float(values[-1]))
-            self.occupancy_max = max(self.occupancy_max, int(steps["occupancy"].max()))
-        self.bytes_sent += int(rows["bytes"][action == SEND].sum())
-        self.evictions += int((action == EVICT).sum())
-
-    def result(self, j: int, makespan: float) -> dict:
-        area = self.occupancy_area
-        if self.last_occupancy is not None:
-            area += self.last_occupancy[1] * (makespan - self.last_occupancy[0])
-        share = (lambda x: x / makespan) if makespan > 0 else (lambda x: 0.0)
-        return {
-            "worker": j, "updates": self.updates, "throughput": share(self.updates), "busy": self.busy,
-            "utilization": share(self.busy), "idle_fraction": 1 - self.busy / makespan if makespan > 0 else 0.0,
-            "staleness": self.staleness.distribution(), "age": self.age.distribution(), "reuse": self.reuse.distribution(),
-            "occupancy_mean": share(area) if self.last_occupancy is not None else 0.0, "occupancy_max": self.occupancy_max,
-            "bytes_sent": self.bytes_sent, "evictions": self.evictions,
-        }
+@jit
+def _fold(time, worker, action, stale, age, reuse, occupancy, nbytes, keys, sketching, low,
+          updates, busy, open_start, area, last_time, last_value, occupancy_max, bytes_sent, evictions,
+          stale_table, stale_total, reuse_table, reuse_total, age_count, age_sum, age_max, zeros, buckets):
+    """Every row of a chunk, in order, into its worker's state."""
+    for i in range(time.shape[0]):
+        w, a, t = worker[i], action[i], time[i]
+        if a == START:
+            open_start[w] = t
+            stale_table[w, stale[i]] += 1
+            stale_total[w] += stale[i]
+            reuse_table[w, reuse[i]] += 1
+            reuse_total[w] += reuse[i]
+            g = age[i]
+            age_count[w] += 1
+            age_sum[w] += g
+            if g > age_max[w]:
+                age_max[w] = g
+            if sketching:
+                if g > 0:
+                    buckets[w, keys[i] - low] += 1
+                else:
+                    zeros[w] += 1
+        elif a == FINISH:
+            updates[w] += 1
+            busy[w] += t - open_start[w]  # starts and finishes alternate: this closes the open start
+        elif a == SEND:
+            bytes_sent[w] += nbytes[i]
+        if a == START or a == ARRIVE or a == EVICT:  # the occupancy is a step function of these rows
+            if last_time[w] == last_time[w]:  # not NaN: a step before this one
+                area[w] += last_value[w] * (t - last_time[w])
+            last_time[w] = t
+            last_value[w] = occupancy[i]
+            if occupancy[i] > occupancy_max[w]:
+                occupancy_max[w] = occupancy[i]
+        if a == EVICT:
+            evictions[w] += 1
 
 
 class TraceSummary:
     def __init__(self, workers: int) -> None:
-        self.workers = [_Worker() for _ in range(workers)]
+        k = self.k = workers
         self.rows = 0
         self.makespan = 0.0
         self.exact_ages = True
+        self.kept: list[tuple[np.ndarray, np.ndarray]] = []  # (workers, ages) of consumed items while exact
+        self.held = 0
+        self.low = 0  # the bucket index of the sketch's column 0
+        self.updates, self.evictions, self.occupancy_max = (np.zeros(k, np.int64) for _ in range(3))
+        self.busy, self.area, self.last_value, self.bytes_sent = (np.zeros(k) for _ in range(4))
+        self.open_start, self.last_time = np.full(k, np.nan), np.full(k, np.nan)
+        self.stale_table, self.reuse_table = np.zeros((k, 16), np.int64), np.zeros((k, 16), np.int64)
+        self.stale_total, self.reuse_total = np.zeros(k), np.zeros(k)
+        self.age_count, self.age_sum, self.age_max = np.zeros(k, np.int64), np.zeros(k), np.full(k, -math.inf)
+        self.zeros, self.buckets = np.zeros(k, np.int64), np.zeros((k, 0), np.int64)
 
     def add(self, chunk: np.ndarray) -> None:
         """Fold in the next chunk of rows (in trace order). The chunk is not kept."""
         if chunk.size == 0:
             return
         self.rows += int(chunk.size)
-        self.makespan = max(self.makespan, float(chunk["time"].max()))
-        worker = chunk["worker"]
-        order = np.argsort(worker, kind="stable")  # one pass to split the chunk by worker, rows kept in order
-        bounds = np.searchsorted(worker[order], np.arange(len(self.workers) + 1))
-        for j, w in enumerate(self.workers):
-            if bounds[j + 1] > bounds[j]:
-                w.add(chunk[order[bounds[j] : bounds[j + 1]]])
-        if self.exact_ages and sum(w.age.held() for w in self.workers) > EXACT_AGES:
-            self.exact_ages = False
-            for w in self.workers:
-                w.age.to_sketch()
+        time, action, age = chunk["time"], chunk["action"], chunk["age"]
+        self.makespan = max(self.makespan, float(time.max()))
+        starts = action == START
+        if starts.any():
+            self.stale_table = _grown(self.stale_table, int(chunk["staleness"][starts].max()) + 1)
+            self.reuse_table = _grown(self.reuse_table, int(chunk["reuse"][starts].max()) + 1)
+        sketching = not self.exact_ages  # the fold counts this chunk's ages into the sketch
+        if self.exact_ages:
+            self.kept.append((chunk["worker"][starts].astype(np.int64), age[starts].copy()))
+            self.held += int(starts.sum())
+            if self.held > EXACT_AGES:
+                self._to_sketch()  # counts the kept ages, this chunk's included
+        keys = self._bucket_keys(age, starts & (age > 0)) if sketching else np.zeros(1, np.int64)
+        _fold(time, chunk["worker"], action, chunk["staleness"], age, chunk["reuse"], chunk["occupancy"], chunk["bytes"], keys,
+              sketching, self.low, self.updates, self.busy, self.open_start, self.area, self.last_time, self.last_value,
+              self.occupancy_max, self.bytes_sent, self.evictions, self.stale_table, self.stale_total, self.reuse_table, self.reuse_total,
+              self.age_count, self.age_sum, self.age_max, self.zeros, self.buckets)
+
+    def _bucket_keys(self, ages: np.ndarray, positive: np.ndarray) -> np.ndarray:
+        """DDSketch bucket index of each positive age (0 elsewhere), the table grown to hold them."""
+        keys = np.zeros(ages.size, np.int64)
+        keys[positive] = np.ceil(np.log(ages[positive]) / _LOG_GAMMA)
+        if positive.any():
+            low, high = int(keys[positive].min()), int(keys[positive].max())
+            width = self.buckets.shape[1]
+            if width == 0:
+                self.low = low
+            if low < self.low or high >= self.low + width:
+                new_low, new_high = min(low, self.low), max(high + 1, self.low + width)
+                grown = np.zeros((self.k, new_high - new_low), np.int64)
+                grown[:, self.low - new_low : self.low - new_low + width] = self.buckets
+                self.buckets, self.low = grown, new_low
+        return keys
+
+    def _to_sketch(self) -> None:
+        """Past EXACT_AGES kept ages: count every kept age into the sketch and keep none."""
+        self.exact_ages = False
+        w = np.concatenate([p[0] for p in self.kept])
+        ages = np.concatenate([p[1] for p in self.kept])
+        self.kept, self.held = [], 0
+        positive = ages > 0
+        keys = self._bucket_keys(ages, positive)
+        np.add.at(self.zeros, w[~positive], 1)
+        np.add.at(self.buckets, (w[positive], keys[positive] - self.low), 1)
+
+    def _age_distribution(self, j: int, exact: dict[int, np.ndarray]) -> dict[str, float]:
+        n = int(self.age_count[j])
+        if n == 0:
+            return {"count": 0}
+        out = {"count": n, "mean": float(self.age_sum[j]) / n, "max": float(self.age_max[j])}
+        if self.exact_ages:
+            out.update({f"p{int(q * 100)}": float(np.quantile(exact[j], q)) for q in QUANTILES})
+            return out
+        present = np.flatnonzero(self.buckets[j])
+        values = np.concatenate([[0.0], 2 * _GAMMA ** (present + self.low).astype(float) / (_GAMMA + 1)])  # a bucket's value: within ALPHA of all it holds
+        counts = np.concatenate([[self.zeros[j]], self.buckets[j][present]])
+        keep = counts > 0
+        out.update({f"p{int(q * 100)}": min(_quantile_from_counts(values[keep], counts[keep], q), float(self.age_max[j])) for q in QUANTILES})
+        out["sketch_alpha"] = ALPHA
+        return out
+
+    def _exact_ages(self) -> dict[int, np.ndarray]:
+        """Each worker's kept ages, in trace order."""
+        if not self.kept:
+            return {}
+        w, ages = np.concatenate([p[0] for p in self.kept]), np.concatenate([p[1] for p in self.kept])
+        order = np.argsort(w, kind="stable")
+        w, ages = w[order], ages[order]
+        edges = np.flatnonzero(w[1:] != w[:-1]) + 1
+        return {int(w[a]): part for a, part in zip(np.concatenate([[0], edges]), np.split(ages, edges))}
 
     def result(self) -> dict:
-        return {"makespan": self.makespan, "events": self.rows, "workers": [w.result(j, self.makespan) for j, w in enumerate(self.workers)]}
+        makespan = self.makespan
+        exact = self._exact_ages() if self.exact_ages else {}
+        share = (lambda x: x / makespan) if makespan > 0 else (lambda x: 0.0)
+        workers = []
+        for j in range(self.k):
+            stepped = not np.isnan(self.last_time[j])
+            area = float(self.area[j] + (self.last_value[j] * (makespan - self.last_time[j]) if stepped else 0.0))
+            busy = float(self.busy[j])
+            workers.append({
+                "worker": j, "updates": int(self.updates[j]), "throughput": share(int(self.updates[j])), "busy": busy,
+                "utilization": share(busy), "idle_fraction": 1 - busy / makespan if makespan > 0 else 0.0,
+                "staleness": _distribution(self.stale_table[j], self.stale_total[j]), "age": self._age_distribution(j, exact),
+                "reuse": _distribution(self.reuse_table[j], self.reuse_total[j]),
+                "occupancy_mean": share(area) if stepped else 0.0, "occupancy_max": int(self.occupancy_max[j]),
+                "bytes_sent": int(self.bytes_sent[j]), "evictions": int(self.evictions[j]),
+            })
+        return {"makespan": makespan, "events": self.rows, "workers": workers}

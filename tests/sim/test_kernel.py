@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dglsim.errors import InvalidArgument
-from dglsim.sim import kernel, simulate, spec_from_dict
+from dglsim.sim import jit, simulate, spec_from_dict
 
 SIMULATE = importlib.import_module("dglsim.sim.simulate")  # the module (the package's `simulate` is the function)
 
@@ -106,8 +106,8 @@ def test_long_runs_grow_and_stream_and_stay_identical(doc, why):
 def test_without_numba_timing_runs_fall_back_with_one_warning(monkeypatch):
     spec = spec_from_dict({"mode": "async", "workers": 3, "steps": 100, "buffer": 2, "compute": {"kind": "gamma", "mean": 0.01, "cv": 0.5}})
     reference = simulate(spec, engine="python")
-    monkeypatch.setattr(kernel, "numba", None)
-    monkeypatch.setattr(kernel, "_IMPORT_ERROR", ImportError("No module named 'numba'"))
+    monkeypatch.setattr(jit, "numba", None)
+    monkeypatch.setattr(jit, "_IMPORT_ERROR", ImportError("No module named 'numba'"))
     monkeypatch.setattr(SIMULATE, "_warned", [])
     with pytest.warns(RuntimeWarning, match="numba cannot be imported .*the Python engine"):
         fallback = simulate(spec)
