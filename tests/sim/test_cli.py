@@ -43,6 +43,19 @@ def test_table_output_and_exports(tmp_path):
     assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
 
 
+def test_both_engines_print_the_same_metrics_and_write_the_same_parquet(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    example = next(p for p in EXAMPLES if p.stem == "async_straggler")
+    outputs = {}
+    for engine in ("compiled", "python"):
+        result = _run(example, "--json", "--engine", engine, "--trace-out", tmp_path / f"{engine}.parquet")
+        assert result.returncode == 0, result.stderr
+        outputs[engine] = {k: v for k, v in json.loads(result.stdout).items() if k not in ("wall_s", "engine")}
+    assert outputs["compiled"] == outputs["python"]
+    assert pq.read_table(tmp_path / "compiled.parquet").equals(pq.read_table(tmp_path / "python.parquet"))
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_bad_spec_is_a_clear_error(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text('mode = "async"\nworkers = 3\nsteps = 10\nbuffer = 0\ncompute = 0.1\n')
