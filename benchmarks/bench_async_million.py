@@ -1,5 +1,6 @@
-"""Time and peak memory to simulate 1,000,000 module updates of a K=8 async pipeline,
-trace and metrics included (median of --repeats runs, each in a fresh process).
+"""Time and peak memory to simulate 1,000,000 module updates of a K=8 async pipeline on the
+Python engine (the compiled kernel: bench_kernel.py), trace and metrics included (median of
+--repeats runs, each in a fresh process).
 
     python benchmarks/bench_async_million.py [--updates 1000000] [--repeats 3] [--json out.json]
 """
@@ -25,7 +26,7 @@ spec = spec_from_dict({"mode": "async", "workers": k, "steps": steps, "seed": 0,
     "compute": {"kind": "lognormal", "mean": 0.01, "cv": 0.3}, "slowdown": [1, 1, 1.5, 1, 1, 1, 1, 1],
     "latency": {"kind": "exponential", "mean": 1e-4}, "payload_bytes": 1 << 20, "bandwidth": 1.25e9})
 start = time.perf_counter()
-result = simulate(spec)
+result = simulate(spec, engine="python")
 simulated = time.perf_counter() - start
 metrics = summarize_trace(result.trace, k)
 total = time.perf_counter() - start
