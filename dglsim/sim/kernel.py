@@ -80,6 +80,52 @@ def _select(policy, buf, j, head, n, cap, it_reuse, full, gens):
     return best
 
 
+@inline
+def _write(si, o_time, o_worker, o_action, o_item, o_version, o_stale, o_age, o_reuse, o_occ, o_bytes, t, w, action, item, ver, stale, age, reuse, occ, nbytes):
+    """Append one trace row to the output chunk's columns (CHUNK_DTYPE's order)."""
+    n = si[ROWS]
+    o_time[n] = t
+    o_worker[n] = w
+    o_action[n] = action
+    o_item[n] = item
+    o_version[n] = ver
+    o_stale[n] = stale
+    o_age[n] = age
+    o_reuse[n] = reuse
+    o_occ[n] = occ
+    o_bytes[n] = nbytes
+    si[ROWS] = n + 1
+
+
+@inline
+def _take(policy, buf, j, b_head, b_len, capacity, max_reuse, it_reuse, gens):
+    """ReplayBuffer.take on buffer j (non-empty): the slot the policy picks, its use counted;
+    (slot, True) when it reached max_reuse and left the buffer, else (slot, False)."""
+    cap, n = buf.shape[1], b_len[j]
+    i = _select(policy, buf, j, b_head[j], n, cap, it_reuse, n == capacity, gens)
+    slot = buf[j, (b_head[j] + i) % cap]
+    it_reuse[slot] += 1
+    if max_reuse > 0 and it_reuse[slot] >= max_reuse:  # leaves the buffer: close the gap
+        for m in range(i, n - 1):
+            buf[j, (b_head[j] + m) % cap] = buf[j, (b_head[j] + m + 1) % cap]
+        b_len[j] = n - 1
+        return slot, True
+    return slot, False
+
+
+@inline
+def _put(buf, j, b_head, b_len, capacity, slot):
+    """ReplayBuffer.put on buffer j: the evicted oldest slot when it was full, else -1."""
+    cap, n = buf.shape[1], b_len[j]
+    buf[j, (b_head[j] + n) % cap] = slot
+    if n + 1 > capacity:
+        evicted = buf[j, b_head[j] % cap]
+        b_head[j] = (b_head[j] + 1) % cap
+        return evicted
+    b_len[j] = n + 1
+    return -1
+
+
 @jit
 def _advance_events(sync, policy, k, steps, capacity, max_reuse, has_arrival, si,
                     version, busy, held, in_transit, ncomp, nlat, last_arrival, link_busy,
@@ -88,25 +134,13 @@ def _advance_events(sync, policy, k, steps, capacity, max_reuse, has_arrival, si
                     it_id, it_version, it_birth, it_reuse, it_next, free,
                     q_head, q_tail, q_len, buf, b_head, b_len, gens, o_time, o_worker, o_action, o_item, o_version, o_stale, o_age, o_reuse, o_occ, o_bytes):
     """Run sync or async events until done or out of room; returns a status."""
-    cap = buf.shape[1]
     max_rows = o_time.shape[0]
     room_rows = 3 * k + 8  # rows one event can write: a chain of unblocks through every worker
     room_heap = k + 4
     room_slots = k + 2
 
     def record(t, w, action, item, ver, stale, age, reuse, occ, nbytes):
-        n = si[ROWS]
-        o_time[n] = t
-        o_worker[n] = w
-        o_action[n] = action
-        o_item[n] = item
-        o_version[n] = ver
-        o_stale[n] = stale
-        o_age[n] = age
-        o_reuse[n] = reuse
-        o_occ[n] = occ
-        o_bytes[n] = nbytes
-        si[ROWS] = n + 1
+        _write(si, o_time, o_worker, o_action, o_item, o_version, o_stale, o_age, o_reuse, o_occ, o_bytes, t, w, action, item, ver, stale, age, reuse, occ, nbytes)
 
     def push(t, kind, j, arg):
         """Schedule an event; (time, sequence) orders the heap, as in dglsim.engine."""
@@ -210,18 +244,11 @@ def _advance_events(sync, policy, k, steps, capacity, max_reuse, has_arrival, si
             item, ver, birth, reuse = it_id[slot], it_version[slot], it_birth[slot], it_reuse[slot]
             occ = q_len[j]
         else:
-            n = b_len[j]
-            if n == 0:
+            if b_len[j] == 0:
                 return False
-            i = _select(policy, buf, j, b_head[j], n, cap, it_reuse, n == capacity, gens)
-            slot = buf[j, (b_head[j] + i) % cap]
-            it_reuse[slot] += 1
+            slot, left = _take(policy, buf, j, b_head, b_len, capacity, max_reuse, it_reuse, gens)
             item, ver, birth, reuse = it_id[slot], it_version[slot], it_birth[slot], it_reuse[slot]
-            if max_reuse > 0 and reuse >= max_reuse:  # leaves the buffer: close the gap
-                for m in range(i, n - 1):
-                    buf[j, (b_head[j] + m) % cap] = buf[j, (b_head[j] + m + 1) % cap]
-                b_len[j] = n - 1
-            else:
+            if not left:
                 slot = -1  # still held by the buffer
             occ = b_len[j]
         producer = version[j - 1] if j > 0 else 0
@@ -252,18 +279,10 @@ def _advance_events(sync, policy, k, steps, capacity, max_reuse, has_arrival, si
         elif j == 0:
             q_push(j, slot)
         else:
-            n = b_len[j]
-            buf[j, (b_head[j] + n) % cap] = slot
-            n += 1
-            if n > capacity:
-                ev = buf[j, b_head[j] % cap]
-                b_head[j] = (b_head[j] + 1) % cap
-                n -= 1
-                b_len[j] = n
-                record(now, j, EVICT, it_id[ev], it_version[ev], version[j - 1] - it_version[ev], now - it_birth[ev], it_reuse[ev], n, 0)
+            ev = _put(buf, j, b_head, b_len, capacity, slot)
+            if ev >= 0:
+                record(now, j, EVICT, it_id[ev], it_version[ev], version[j - 1] - it_version[ev], now - it_birth[ev], it_reuse[ev], b_len[j], 0)
                 release(ev)
-            else:
-                b_len[j] = n
         record(now, j, ARRIVE, it_id[slot], it_version[slot], 0, 0.0, it_reuse[slot], occupancy(j), 0)
         try_start(j, now)
 
@@ -306,22 +325,10 @@ def _advance_paper(policy, k, steps, capacity, max_reuse, si, version, picks, se
                    it_id, it_version, it_birth, it_reuse, free, buf, b_head, b_len, gens, o_time, o_worker, o_action, o_item, o_version, o_stale, o_age, o_reuse, o_occ, o_bytes):
     """Run paper-mode global steps until done, out of rows, or out of picks; returns a status.
     Warm-up (0, 0, 1, 1, ...) runs first; picks[PICK:] are the scheduler's next choices."""
-    cap = buf.shape[1]
     max_rows = o_time.shape[0]
 
     def record(t, w, action, item, ver, stale, age, reuse, occ, nbytes):
-        n = si[ROWS]
-        o_time[n] = t
-        o_worker[n] = w
-        o_action[n] = action
-        o_item[n] = item
-        o_version[n] = ver
-        o_stale[n] = stale
-        o_age[n] = age
-        o_reuse[n] = reuse
-        o_occ[n] = occ
-        o_bytes[n] = nbytes
-        si[ROWS] = n + 1
+        _write(si, o_time, o_worker, o_action, o_item, o_version, o_stale, o_age, o_reuse, o_occ, o_bytes, t, w, action, item, ver, stale, age, reuse, occ, nbytes)
 
     def step(t, j):
         tf = float(t)
@@ -332,18 +339,11 @@ def _advance_paper(policy, k, steps, capacity, max_reuse, si, version, picks, se
             si[NEXT_ID] += 1
             occ = 0
         else:
-            n = b_len[j]
-            if n == 0:
+            if b_len[j] == 0:
                 return
-            i = _select(policy, buf, j, b_head[j], n, cap, it_reuse, n == capacity, gens)
-            slot = buf[j, (b_head[j] + i) % cap]
-            it_reuse[slot] += 1
+            slot, left = _take(policy, buf, j, b_head, b_len, capacity, max_reuse, it_reuse, gens)
             item, ver, birth, reuse = it_id[slot], it_version[slot], it_birth[slot], it_reuse[slot]
-            if max_reuse > 0 and reuse >= max_reuse:
-                for m in range(i, n - 1):
-                    buf[j, (b_head[j] + m) % cap] = buf[j, (b_head[j] + m + 1) % cap]
-                b_len[j] = n - 1
-            else:
+            if not left:
                 slot = -1
             occ = b_len[j]
         producer = version[j - 1] if j > 0 else 0
@@ -369,18 +369,12 @@ def _advance_paper(policy, k, steps, capacity, max_reuse, si, version, picks, se
             it_reuse[out] = 0
             record(tf, j, SEND, it_id[out], version[j], 0, 0.0, 0, 0, send_bytes[j])
             d = j + 1
-            n = b_len[d]
-            buf[d, (b_head[d] + n) % cap] = out
-            n += 1
-            if n > capacity:
-                ev = buf[d, b_head[d] % cap]
-                b_head[d] = (b_head[d] + 1) % cap
-                n -= 1
-                record(tf, d, EVICT, it_id[ev], it_version[ev], version[j] - it_version[ev], tf - it_birth[ev], it_reuse[ev], n, 0)
+            ev = _put(buf, d, b_head, b_len, capacity, out)
+            if ev >= 0:
+                record(tf, d, EVICT, it_id[ev], it_version[ev], version[j] - it_version[ev], tf - it_birth[ev], it_reuse[ev], b_len[d], 0)
                 free[si[FREE_TOP]] = ev
                 si[FREE_TOP] += 1
-            b_len[d] = n
-            record(tf, d, ARRIVE, it_id[out], version[j], 0, 0.0, 0, n, 0)
+            record(tf, d, ARRIVE, it_id[out], version[j], 0, 0.0, 0, b_len[d], 0)
 
     while si[T] < 2 * k:  # warm-up
         if si[ROWS] + 6 > max_rows:
