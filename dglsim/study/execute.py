@@ -72,6 +72,7 @@ def _execute_timing(cfg: RunConfig, start: float, on_steps: Callable[[int, int],
     from dglsim.study.timing import run_timing
 
     total = cfg.k * cfg.steps
-    rows, extra = run_timing(cfg, progress=(lambda n: on_steps(n, total)) if on_steps is not None else None)
+    net = build_network(cfg.network_spec(), seed=0)  # its workloads and sizes only: nothing trains
+    rows, extra = run_timing(cfg, net, progress=(lambda n: on_steps(n, total)) if on_steps is not None else None)
     prov = provenance(torch.device("cpu")) | {"simulation": extra}  # the schedule is simulated on the CPU; the devices are declared
-    return {"rows": rows, "provenance": prov, "wall_s": time.perf_counter() - start, "modules": _modules(build_network(cfg.network_spec(), seed=0))}
+    return {"rows": rows, "provenance": prov, "wall_s": time.perf_counter() - start, "modules": _modules(net)}

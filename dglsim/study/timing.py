@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Callable
 
 from dglsim.delays import Constant
-from dglsim.models.decoupled import build_network
+from dglsim.models.decoupled import DecoupledNet
 from dglsim.models.summary import summarize
 from dglsim.recipe.cluster import cluster_times, pipeline_spec
 from dglsim.recipe.config import RunConfig
@@ -38,9 +38,9 @@ def _throughput(metrics: dict, spec: PipelineSpec, samples_per_update: int) -> f
     return spec.steps * samples_per_update / metrics["makespan"]
 
 
-def run_timing(cfg: RunConfig, progress: Callable[[int], None] | None = None) -> tuple[list[dict], dict]:
-    """Simulate `cfg`'s schedule; returns (tidy rows, provenance additions)."""
-    net = build_network(cfg.network_spec(), seed=0)  # its workloads and sizes only: nothing trains
+def run_timing(cfg: RunConfig, net: DecoupledNet, progress: Callable[[int], None] | None = None) -> tuple[list[dict], dict]:
+    """Simulate `cfg`'s schedule for `net`, whose workloads and sizes it reads (nothing trains);
+    returns (tidy rows, provenance additions)."""
     cluster = cluster_times(cfg, net)
     modules = summarize(net)
     gradient_bytes = [FLOAT32_BYTES * (m.stage_params + m.head_params) for m in modules]

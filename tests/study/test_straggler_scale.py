@@ -48,9 +48,9 @@ def test_data_parallel_backprop_on_constant_times_is_the_closed_form():
     base = {k: v for k, v in load_study("straggler_scale").base.items() if k in RunConfig.keys()}
     base = {k: tuple(v) if isinstance(v, list) else v for k, v in base.items()}
     cfg = RunConfig(**base | {"k": 1, "replicas": 16, "pipeline": "sync", "compute_jitter": "constant", "steps": 300})
-    rows, _ = run_timing(cfg)
-    got = {r["metric"]: r["value"] for r in rows if "module" not in r}
     net = build_network(cfg.network_spec(), seed=0)
+    rows, _ = run_timing(cfg, net)
+    got = {r["metric"]: r["value"] for r in rows if "module" not in r}
     compute = cluster_times(cfg, net).seconds[0]
     gradients = FLOAT32_BYTES * sum(m.stage_params + m.head_params for m in summarize(net))
     net_link = link("100gbe")
