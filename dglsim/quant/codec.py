@@ -14,6 +14,17 @@ next item carries it (its bytes count on that item's link transfer). Each item n
 codebook version it was encoded with; the consumer decodes with that version, so items that
 wait in a buffer across a publication still decode correctly, and the consumer holds every
 version its buffer still refers to (counted in the buffer's memory).
+
+VQ is residual (dglsim.quant.residual): `vq.stages` stages of `vq.groups` groups of `vq.codes`
+codes; with one stage it is plain (product) VQ. Codes travel in `code_format` (whole bytes,
+bit-packed or Zstandard-coded; dglsim.quant.packing). A publication's message is the whole
+codebook in `codebook_dtype` ("full"), or, with `codebook_update = "delta"`, after the first
+publication, the change from the codebook the consumer holds, rounded to int8 with one float32
+scale per stage and group: the producer computes each delta against the consumer's codebook, so
+rounding errors never accumulate (each delta corrects the last one's). Both ends round the
+result to `codebook_dtype` and decode with exactly that codebook.
+
+A message is a tuple of tensors: (codebook,) for a whole codebook, (deltas, scales) for a delta.
 """
 
 from __future__ import annotations
@@ -26,12 +37,15 @@ import torch
 
 from dglsim.constraints import Constraint, int_at_least, one_of, validate_fields
 from dglsim.errors import InvalidArgument
-from dglsim.quant.scalar import SCALAR_BITS, uniform_decode, uniform_encode
-from dglsim.quant.vq import VQConfig, VQState, vq_assign, vq_decode, vq_init, vq_update
+from dglsim.quant.packing import CODE_FORMATS, pack_codes, unpack_codes
+from dglsim.quant.residual import rvq_decode, rvq_encode, rvq_init, rvq_update, stack_codebooks
+from dglsim.quant.scalar import SCALAR_BITS, symmetric_decode, symmetric_encode, uniform_decode, uniform_encode
+from dglsim.quant.vq import VQConfig, VQState
 
-__all__ = ["QuantConfig", "Encoded", "Codec", "FAMILIES", "to_vectors", "from_vectors"]
+__all__ = ["QuantConfig", "Encoded", "Codec", "FAMILIES", "CODEBOOK_UPDATES", "to_vectors", "from_vectors"]
 
 FAMILIES = ("none", "vq", "uniform", "stochastic")
+CODEBOOK_UPDATES = ("full", "delta")
 
 
 @dataclass(frozen=True)
@@ -40,13 +54,17 @@ class QuantConfig:
     bits: int = 8  # uniform / stochastic: 8 or 16
     vq: VQConfig = VQConfig()
     codebook_every: int = 10  # vq: encodes between codebook publications
-    codebook_dtype: str = "float32"  # vq: how a published codebook travels
+    codebook_dtype: str = "float32"  # vq: how a published codebook travels and is held
+    code_format: str = "bytes"  # vq: bytes | packed | zstd (dglsim.quant.packing)
+    codebook_update: str = "full"  # vq: full | delta (int8 change from the consumer's codebook)
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "family": one_of(FAMILIES),
         "bits": one_of(SCALAR_BITS),
         "codebook_every": int_at_least(1),
         "codebook_dtype": one_of(("float32", "float16")),
+        "code_format": one_of(CODE_FORMATS),
+        "codebook_update": one_of(CODEBOOK_UPDATES),
     }
 
     def __post_init__(self) -> None:
@@ -79,9 +97,9 @@ class Encoded:
     family: str
     shape: tuple[int, ...]
     parts: tuple[torch.Tensor, ...]
-    codebook: torch.Tensor | None = None  # vq: the float32 codebook the codes refer to
+    codebook: torch.Tensor | None = None  # vq: the float32 codebooks (R, N, K, d) the codes refer to
     version: int = 0  # vq: which published codebook
-    message: torch.Tensor | None = None  # vq: the codebook in its wire dtype, when this item carries it
+    message: tuple[torch.Tensor, ...] | None = None  # vq: a publication's message, when this item carries it
 
     @property
     def float32_bytes(self) -> int:
@@ -94,14 +112,14 @@ class Encoded:
 
     @property
     def message_bytes(self) -> int:
-        return _nbytes(self.message) if self.message is not None else 0
+        return sum(_nbytes(t) for t in self.message) if self.message is not None else 0
 
     @property
     def nbytes(self) -> int:
         return self.payload_bytes + self.message_bytes
 
     def to_bytes(self) -> bytes:
-        tensors = [*self.parts, *([self.message] if self.message is not None else [])]
+        tensors = [*self.parts, *(self.message or ())]
         return b"".join(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes() for t in tensors)
 
 
@@ -111,17 +129,22 @@ class Codec:
     def __init__(self, cfg: QuantConfig, *, seed: int = 0) -> None:
         self.cfg = cfg
         self.generator = torch.Generator().manual_seed(seed)
-        self.state: VQState | None = None  # vq: the producer's EMA learner
-        self.published: VQState | None = None  # vq: the codebook both ends share
+        self.state: tuple[VQState, ...] | None = None  # vq: the producer's EMA learner, one state per stage
+        self.published: tuple[VQState, ...] | None = None  # vq: the codebooks both ends share, one per stage
         self.version = 0
         self.encodes = 0
-        self.pending_message = False
+        self.pending: tuple[torch.Tensor, ...] | None = None  # vq: the message the next item carries
         self.drift: list[float] = []  # vq: relative squared change of the codebook at each publication
 
+    @property
+    def wire_dtype(self) -> torch.dtype:
+        return getattr(torch, self.cfg.codebook_dtype)
+
     def codebook_bytes(self) -> int:
+        """Bytes of one codebook version as a consumer holds it (in codebook_dtype)."""
         if self.cfg.family != "vq" or self.published is None:
             return 0
-        return self.published.codebook.numel() * torch.finfo(getattr(torch, self.cfg.codebook_dtype)).bits // 8
+        return sum(s.codebook.numel() for s in self.published) * torch.finfo(self.wire_dtype).bits // 8
 
     def encode(self, x: torch.Tensor) -> Encoded:
         """The item the producer sends for its output x; a VQ codec learns from x as it goes."""
@@ -131,13 +154,14 @@ class Codec:
             return self._encode_as_now(x, self.generator)
         vectors = to_vectors(x.float())
         if self.state is None:
-            self.state = vq_init(self.cfg.vq, vectors, self.generator)
+            self.state = rvq_init(self.cfg.vq, vectors, self.generator)
             self._publish()
-        item = self._encode_as_now(x, self.generator)
-        if self.pending_message:  # the first item after a publication carries the codebook
-            item = replace(item, message=self.published.codebook.to(getattr(torch, self.cfg.codebook_dtype)))
-            self.pending_message = False
-        self.state = vq_update(self.cfg.vq, self.state, vectors, item.parts[0], self.generator)
+        codes, inputs = rvq_encode(self.cfg.vq, self.published, vectors)
+        item = self._item(x, codes)
+        if self.pending is not None:  # the first item after a publication carries its message
+            item = replace(item, message=self.pending)
+            self.pending = None
+        self.state = rvq_update(self.cfg.vq, self.state, inputs, codes, self.generator)
         if self.encodes % self.cfg.codebook_every == 0:
             self._publish()
         return item
@@ -155,19 +179,44 @@ class Codec:
             return Encoded(family, shape, (x.float().contiguous(),))
         if family in ("uniform", "stochastic"):
             return Encoded(family, shape, uniform_encode(x, self.cfg.bits, stochastic=family == "stochastic", generator=generator))
-        codes = vq_assign(self.cfg.vq, self.published, to_vectors(x.float()))
-        return Encoded(family, shape, (codes,), self.published.codebook, self.version)
+        codes, _ = rvq_encode(self.cfg.vq, self.published, to_vectors(x.float()))
+        return self._item(x, codes)
+
+    def _item(self, x: torch.Tensor, codes: torch.Tensor) -> Encoded:
+        wire = pack_codes(codes, self.cfg.vq.codes, self.cfg.code_format)
+        return Encoded("vq", tuple(x.shape), (wire,), stack_codebooks(self.published), self.version)
 
     def _publish(self) -> None:
-        wire = getattr(torch, self.cfg.codebook_dtype)
-        book = self.state.codebook.to(wire).to(torch.float32)  # both ends decode with the rounded codebook
-        if self.published is not None:
-            old = self.published.codebook
-            spread = (old - old.mean(1, keepdim=True)).square().sum(-1).mean()
+        """Publish the learner's codebooks: the message the next item carries, and the codebooks
+        both ends decode with from then on (the message applied to the consumer's codebooks)."""
+        target = stack_codebooks(self.state)
+        old = stack_codebooks(self.published) if self.published is not None else None
+        if old is None or self.cfg.codebook_update == "full":
+            message = (target.to(self.wire_dtype),)
+        else:
+            message = symmetric_encode(target - old)
+        book = self.apply_message(old, message)
+        if old is not None:
+            spread = (old - old.mean(-2, keepdim=True)).square().sum(-1).mean()
             self.drift.append(float((book - old).square().sum(-1).mean() / spread.clamp_min(1e-30)))
-        self.published = VQState(book, self.state.counts, self.state.sums, self.state.step)
+        self.published = tuple(VQState(book[r], s.counts, s.sums, s.step) for r, s in enumerate(self.state))
         self.version += 1
-        self.pending_message = True
+        self.pending = message
+
+    def apply_message(self, book: torch.Tensor | None, message: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The codebooks (R, N, K, d) a consumer holds after `message`, given those it held
+        (None before the first): what both ends decode with, rounded to codebook_dtype."""
+        if len(message) == 1:
+            return message[0].to(torch.float32)
+        if book is None:
+            raise InvalidArgument("'message' of Codec.apply_message is a codebook delta, but the consumer holds no codebook to apply it to")
+        return (book + symmetric_decode(*message)).to(self.wire_dtype).to(torch.float32)
+
+    def codes_of(self, item: Encoded) -> torch.Tensor:
+        """The codes (n, R·N) of a VQ item, unpacked from its wire form."""
+        c = item.shape[1]
+        n = int(np.prod(item.shape)) // c
+        return unpack_codes(item.parts[0], n, self.cfg.vq.stages * self.cfg.vq.groups, self.cfg.vq.codes, self.cfg.code_format)
 
     def decode(self, item: Encoded) -> torch.Tensor:
         if item.family != self.cfg.family:
@@ -176,4 +225,4 @@ class Codec:
             return item.parts[0]
         if item.family in ("uniform", "stochastic"):
             return uniform_decode(*item.parts).reshape(item.shape)
-        return from_vectors(vq_decode(item.codebook, item.parts[0]), item.shape)
+        return from_vectors(rvq_decode(item.codebook, self.codes_of(item)), item.shape)

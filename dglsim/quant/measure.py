@@ -16,7 +16,7 @@ import copy
 import torch
 from torch import nn
 
-from dglsim.quant.codec import Codec, Encoded, to_vectors
+from dglsim.quant.codec import Codec, to_vectors
 
 __all__ = ["distortion", "code_usage", "gradient_error", "link_measurements"]
 
@@ -29,9 +29,10 @@ def distortion(x: torch.Tensor, decoded: torch.Tensor) -> tuple[float, float]:
     return mse, (mse / variance if variance > 0 else float("nan"))
 
 
-def code_usage(item: Encoded, k: int) -> tuple[float, int]:
-    """(perplexity averaged over groups, codes unused by any group's share of the probe)."""
-    codes = item.parts[0].long()
+def code_usage(codes: torch.Tensor, k: int) -> tuple[float, int]:
+    """(perplexity averaged over the columns of codes (n, R·N): stages and groups, codes unused
+    by any column's share of the probe)."""
+    codes = codes.long()
     perplexities, unused = [], 0
     for g in range(codes.shape[1]):
         p = torch.bincount(codes[:, g], minlength=k).float()
@@ -66,6 +67,6 @@ def link_measurements(codec: Codec, x: torch.Tensor, y: torch.Tensor, consumer: 
     grad_err, grad_rel = gradient_error(*consumer, x, decoded, y)
     out = {"distortion": mse, "relative_distortion": relative, "gradient_error": grad_err, "relative_gradient_error": grad_rel}
     if codec.cfg.family == "vq":
-        out["perplexity"], out["unused_codes"] = code_usage(item, codec.cfg.vq.codes)
+        out["perplexity"], out["unused_codes"] = code_usage(codec.codes_of(item), codec.cfg.vq.codes)
         out["codebook_drift"] = codec.drift[-1] if codec.drift else float("nan")
     return out

@@ -15,7 +15,7 @@ import torch
 from dglsim.errors import InvalidArgument
 from dglsim.quant.vq import code_dtype
 
-__all__ = ["uniform_encode", "uniform_decode", "SCALAR_BITS"]
+__all__ = ["uniform_encode", "uniform_decode", "symmetric_encode", "symmetric_decode", "SCALAR_BITS"]
 
 SCALAR_BITS = (8, 16)
 
@@ -44,3 +44,20 @@ def uniform_encode(x: torch.Tensor, bits: int, *, stochastic: bool = False,
 
 def uniform_decode(codes: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return grid[0] + codes.to(torch.float32) * grid[1]
+
+
+def symmetric_encode(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q, scale): x (..., K, d) rounded to signed integers on a grid symmetric about 0, one
+    float32 scale per leading index (max |x| over its (K, d) block / (2^(bits-1) - 1)). Zero maps
+    to zero exactly, so an unchanged value costs no error; used for codebook deltas."""
+    if bits != 8:
+        raise InvalidArgument(f"'bits' of symmetric_encode must be 8 (int8 deltas), got {bits!r}")
+    levels = 2 ** (bits - 1) - 1
+    peak = x.float().abs().amax(dim=(-2, -1))
+    scale = torch.where(peak > 0, peak / levels, torch.ones_like(peak))
+    q = torch.round(x.float() / scale[..., None, None]).clamp_(-levels, levels).to(torch.int8)
+    return q, scale
+
+
+def symmetric_decode(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return q.to(torch.float32) * scale[..., None, None]

@@ -14,6 +14,15 @@ counts are Laplace-smoothed, n~_k = (n_k + eps) / (n + K eps) * n with n = sum_k
 code is s_k / n~_k. A code whose count falls below `dead_below` times the mean count is restarted
 on a vector of the current batch, drawn at random. `init` and `update` return new state; nothing
 is changed in place.
+
+Initialisation (`init`): "random" draws K distinct vectors of the first batch, each with a count
+of one, so the EMA's first steps overwrite them with batch means (the first codebooks are poor
+and move fast). "kmeans++" seeds K codes by D^2 sampling (Arthur and Vassilvitskii 2007) on a
+sample of the first batch, then runs `lloyd_iters` Lloyd iterations on that sample; each code
+starts with the count of sample vectors it holds, rescaled to the batch, which is the EMA's fixed
+point for that batch: the codebook starts at a k-means solution and the EMA moves it only as
+fast as the activations move. Like faiss's k-means, the sample is capped (`init_sample` vectors
+per code), which keeps the cost of initialisation to a few batch encodes.
 """
 
 from __future__ import annotations
@@ -27,7 +36,9 @@ from dglsim.constraints import Constraint, int_at_least, one_of, real_in, valida
 from dglsim.errors import InvalidArgument
 from dglsim.quant.search import SEARCHES, CodeIndex, choose_search, nearest_dense
 
-__all__ = ["VQConfig", "VQState", "vq_init", "vq_assign", "vq_update", "vq_decode", "code_dtype"]
+__all__ = ["VQConfig", "VQState", "vq_init", "vq_assign", "vq_update", "vq_decode", "code_dtype", "INITS"]
+
+INITS = ("random", "kmeans++")
 
 
 def code_dtype(k: int) -> torch.dtype:
@@ -49,6 +60,10 @@ class VQConfig:
     search: str = "auto"  # nearest-code search: dense | pruned | auto (see dglsim.quant.search)
     search_dims: int = 32
     search_block: int = 32
+    stages: int = 1  # R: residual stages (dglsim.quant.residual); stage r quantizes what stages < r left
+    init: str = "random"  # random | kmeans++ (see the module docstring)
+    lloyd_iters: int = 0  # kmeans++: Lloyd iterations on the first batch's sample after seeding
+    init_sample: int = 64  # kmeans++: at most this many sample vectors per code
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "codes": int_at_least(2),
@@ -59,10 +74,16 @@ class VQConfig:
         "search": one_of(SEARCHES),
         "search_dims": int_at_least(1),
         "search_block": int_at_least(1),
+        "stages": int_at_least(1),
+        "init": one_of(INITS),
+        "lloyd_iters": int_at_least(0),
+        "init_sample": int_at_least(1),
     }
 
     def __post_init__(self) -> None:
         validate_fields(self, self.CONSTRAINTS)
+        if self.lloyd_iters and self.init != "kmeans++":
+            raise InvalidArgument(f"'lloyd_iters' of VQConfig must be 0 unless init is 'kmeans++' (Lloyd iterations refine a k-means++ seeding), got {self.lloyd_iters!r} with init {self.init!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,15 +124,56 @@ def _split(cfg: VQConfig, x: torch.Tensor) -> torch.Tensor:
 
 
 def vq_init(cfg: VQConfig, x: torch.Tensor, generator: torch.Generator) -> VQState:
-    """Codebooks drawn from the vectors of x (n, C): K distinct rows per group, counts of one."""
+    """Codebooks (N, K, d) learned from the vectors of x (n, C) by `cfg.init`."""
     parts = _split(cfg, x)
     n = parts.shape[1]
     if n < cfg.codes:
         raise InvalidArgument(f"'x' of vq_init must hold at least codes = {cfg.codes} vectors to draw the codebook from, got {n}")
-    picks = [torch.randperm(n, generator=generator)[: cfg.codes] for _ in range(cfg.groups)]
-    codebook = torch.stack([parts[g, idx] for g, idx in enumerate(picks)]).contiguous()
-    counts = torch.ones(cfg.groups, cfg.codes)
-    return VQState(codebook, counts, codebook.clone(), 0)
+    if cfg.init == "random":
+        picks = [torch.randperm(n, generator=generator)[: cfg.codes] for _ in range(cfg.groups)]
+        codebook = torch.stack([parts[g, idx] for g, idx in enumerate(picks)]).contiguous()
+        counts = torch.ones(cfg.groups, cfg.codes)
+        return VQState(codebook, counts, codebook.clone(), 0)
+    books, counts = [], []
+    for g in range(cfg.groups):
+        sample = parts[g]
+        if n > cfg.init_sample * cfg.codes:
+            sample = sample[torch.randperm(n, generator=generator)[: cfg.init_sample * cfg.codes]]
+        book = kmeans_plusplus(sample, cfg.codes, generator)
+        for _ in range(cfg.lloyd_iters):
+            book = lloyd_step(sample, book)
+        held = torch.bincount(nearest_dense(sample, book), minlength=cfg.codes).float() * (n / sample.shape[0])
+        books.append(book)
+        counts.append(held)
+    codebook, counts = torch.stack(books).contiguous(), torch.stack(counts)
+    return VQState(codebook, counts, codebook * counts[..., None], 0)
+
+
+def kmeans_plusplus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k rows of x (n, d) by D^2 sampling: the first uniformly, each next with probability
+    proportional to its squared distance to the nearest row chosen so far. Rows already chosen
+    have distance 0 and are never drawn again while another row is farther; if every row is at
+    distance 0 (fewer distinct rows than k), the draw falls back to uniform."""
+    n = x.shape[0]
+    chosen = torch.empty(k, dtype=torch.long)
+    chosen[0] = torch.randint(n, (1,), generator=generator)
+    nearest2 = (x - x[chosen[0]]).square().sum(1)
+    for i in range(1, k):
+        weights = nearest2.double()
+        total = float(weights.sum())
+        chosen[i] = torch.multinomial(weights if total > 0 else torch.ones(n, dtype=torch.float64), 1, generator=generator)
+        nearest2 = torch.minimum(nearest2, (x - x[chosen[i]]).square().sum(1))
+    return x[chosen].clone()
+
+
+def lloyd_step(x: torch.Tensor, book: torch.Tensor) -> torch.Tensor:
+    """One Lloyd iteration: every code moves to the mean of the rows of x nearest to it; a code
+    that holds no row stays where it is."""
+    idx = nearest_dense(x, book)
+    counts = torch.bincount(idx, minlength=book.shape[0]).float()
+    sums = torch.zeros_like(book).index_add_(0, idx, x)
+    held = counts > 0
+    return torch.where(held[:, None], sums / counts.clamp_min(1)[:, None], book)
 
 
 def vq_assign(cfg: VQConfig, state: VQState, x: torch.Tensor) -> torch.Tensor:

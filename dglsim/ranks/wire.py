@@ -126,7 +126,8 @@ class EncodedLink:
         recv(payload, src, timeout_s, me=me)
         family, shape, parts, book_version, message, y = torch.load(io.BytesIO(payload.numpy().tobytes()), weights_only=True)
         if message is not None:  # items are encoded in order: none names an older codebook than the last one sent
-            self.books = {book_version: message.to(torch.float32)}
+            last = self.books[max(self.books)] if self.books else None
+            self.books = {book_version: self.codec.apply_message(last, tuple(message))}
         book = self.books.get(book_version)
         if family == "vq" and book is None:
             raise RuntimeError(f"rank {me}: item {int(item)} from rank {src} names codebook version {book_version}, which rank {src} never sent "

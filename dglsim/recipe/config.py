@@ -111,6 +111,11 @@ class RunConfig:
     gamma: float = 0.99  # vq: EMA decay of the codebook statistics
     codebook_every: int = 10  # vq: producer batches between codebook publications
     codebook_dtype: str = "float32"  # vq: the published codebook's wire type
+    stages: int = 1  # vq: R residual stages (dglsim.quant.residual)
+    codebook_init: str = "random"  # vq: random | kmeans++ (on the first batch)
+    lloyd_iters: int = 0  # vq: Lloyd iterations after kmeans++ seeding
+    code_format: str = "bytes"  # vq: bytes | packed | zstd: how codes travel and are held
+    codebook_update: str = "full"  # vq: full | delta: what a codebook publication sends
     # the convergence theory's quantities (dglsim.theory) estimated at every evaluation, with
     # the corollary's bound computed from them (method "simulated" only)
     theory: bool = False
@@ -164,6 +169,11 @@ class RunConfig:
         "gamma": VQConfig.CONSTRAINTS["gamma"],
         "codebook_every": QuantConfig.CONSTRAINTS["codebook_every"],
         "codebook_dtype": QuantConfig.CONSTRAINTS["codebook_dtype"],
+        "stages": VQConfig.CONSTRAINTS["stages"],
+        "codebook_init": VQConfig.CONSTRAINTS["init"],
+        "lloyd_iters": VQConfig.CONSTRAINTS["lloyd_iters"],
+        "code_format": QuantConfig.CONSTRAINTS["code_format"],
+        "codebook_update": QuantConfig.CONSTRAINTS["codebook_update"],
         "theory": boolean(),
         "reference_epochs": optional(int_at_least(1)),
         "in_flight": int_at_least(1),
@@ -229,8 +239,9 @@ class RunConfig:
 
 
     def quant_config(self) -> QuantConfig:
-        vq = VQConfig(codes=self.codes, groups=self.groups, gamma=self.gamma)
-        return QuantConfig(family=self.quant, bits=self.quant_bits, vq=vq, codebook_every=self.codebook_every, codebook_dtype=self.codebook_dtype)
+        vq = VQConfig(codes=self.codes, groups=self.groups, gamma=self.gamma, stages=self.stages, init=self.codebook_init, lloyd_iters=self.lloyd_iters)
+        return QuantConfig(family=self.quant, bits=self.quant_bits, vq=vq, codebook_every=self.codebook_every, codebook_dtype=self.codebook_dtype,
+                           code_format=self.code_format, codebook_update=self.codebook_update)
 
     def network_spec(self) -> NetworkSpec:
         return NetworkSpec(**{k: getattr(self, k) for k in _NETWORK_KEYS})

@@ -6,13 +6,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dglsim.errors import InvalidArgument
-from dglsim.quant import Codec, QuantConfig, VQConfig, to_vectors, vq_assign
+from dglsim.quant import Codec, QuantConfig, VQConfig, stack_codebooks, symmetric_decode, symmetric_encode, to_vectors, vq_assign
 
 configs = st.one_of(
     st.just(QuantConfig()),
     st.builds(lambda f, b: QuantConfig(family=f, bits=b), st.sampled_from(["uniform", "stochastic"]), st.sampled_from([8, 16])),
-    st.builds(lambda k, n, every, dtype: QuantConfig(family="vq", vq=VQConfig(codes=k, groups=n), codebook_every=every, codebook_dtype=dtype),
-              st.sampled_from([2, 16, 256, 300]), st.sampled_from([1, 2, 4]), st.integers(1, 4), st.sampled_from(["float32", "float16"])),
+    st.builds(lambda k, n, r, every, dtype, fmt, update, init: QuantConfig(
+                  family="vq", vq=VQConfig(codes=k, groups=n, stages=r, init=init), codebook_every=every, codebook_dtype=dtype,
+                  code_format=fmt, codebook_update=update),
+              st.sampled_from([2, 16, 256, 300]), st.sampled_from([1, 2, 4]), st.integers(1, 3), st.integers(1, 4), st.sampled_from(["float32", "float16"]),
+              st.sampled_from(["bytes", "packed", "zstd"]), st.sampled_from(["full", "delta"]), st.sampled_from(["random", "kmeans++"])),
 )
 
 
@@ -60,8 +63,8 @@ def test_float16_codebooks_are_what_the_producer_encodes_with():
     codec = Codec(cfg, seed=0)
     x = torch.randn(4, 8, 5, 5, generator=torch.Generator().manual_seed(2))
     item = codec.encode(x)
-    assert item.message.dtype == torch.float16 and torch.equal(item.message.float(), item.codebook)
-    assert torch.equal(item.parts[0], vq_assign(cfg.vq, codec.published, to_vectors(x)))  # codes refer to the rounded book
+    assert item.message[0].dtype == torch.float16 and torch.equal(item.message[0].float(), item.codebook)
+    assert torch.equal(item.parts[0], vq_assign(cfg.vq, codec.published[0], to_vectors(x)))  # codes refer to the rounded book
 
 
 def test_a_probe_changes_nothing():
@@ -69,9 +72,9 @@ def test_a_probe_changes_nothing():
     codec = Codec(cfg, seed=0)
     x = torch.randn(4, 8, 5, 5, generator=torch.Generator().manual_seed(3))
     codec.encode(x)
-    before = (codec.state.state_dict(), codec.version, codec.encodes, codec.generator.get_state())
+    before = (codec.state[0].state_dict(), codec.version, codec.encodes, codec.generator.get_state())
     codec.probe(x + 1)
-    after = (codec.state.state_dict(), codec.version, codec.encodes, codec.generator.get_state())
+    after = (codec.state[0].state_dict(), codec.version, codec.encodes, codec.generator.get_state())
     assert all(torch.equal(a, b) for a, b in zip(before[0].values(), after[0].values()) if isinstance(a, torch.Tensor))
     assert before[1:3] == after[1:3] and torch.equal(before[3], after[3])
     with pytest.raises(InvalidArgument, match="needs a published codebook"):
@@ -86,3 +89,67 @@ def test_bad_config_is_refused_with_the_rule():
     codec = Codec(QuantConfig(family="uniform"))
     with pytest.raises(InvalidArgument, match="must be encoded by family 'uniform', got 'none'"):
         codec.decode(Codec(QuantConfig()).encode(torch.zeros(2, 3)))
+
+
+def _consumer_books(cfg: QuantConfig, items) -> list[torch.Tensor]:
+    """The codebooks a consumer rebuilds from the messages alone, one per item, as the real
+    ranks do (dglsim.ranks.wire): an item without a message decodes with the last one."""
+    consumer, book, books = Codec(cfg), None, []
+    for item in items:
+        if item.message is not None:
+            book = consumer.apply_message(book, item.message)
+        books.append(book)
+    return books
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_delta_publications_rebuild_the_producers_codebooks_exactly(dtype):
+    cfg = QuantConfig(family="vq", vq=VQConfig(codes=16, stages=2, groups=2), codebook_every=2, codebook_dtype=dtype, codebook_update="delta")
+    codec = Codec(cfg, seed=0)
+    g = torch.Generator().manual_seed(4)
+    items = [codec.encode(torch.randn(4, 8, 5, 5, generator=g) + 0.2 * t) for t in range(12)]  # a drifting input
+    for item, book in zip(items, _consumer_books(cfg, items)):
+        assert torch.equal(book, item.codebook)
+    first, later = items[0].message, [i.message for i in items[1:] if i.message is not None]
+    assert len(first) == 1 and first[0].dtype == getattr(torch, dtype)  # the first publication is the whole codebook
+    # deltas: one int8 per codebook value and one float32 scale per stage and group
+    assert later and all(m[0].dtype == torch.int8 and sum(t.numel() * t.element_size() for t in m) == 2 * 2 * 16 * 4 + 4 * 2 * 2 for m in later)
+
+
+def test_delta_rounding_does_not_accumulate():
+    """Each delta is taken against the consumer's codebook, so after any number of publications
+    the shared codebook is within half an int8 step of the learner's (up to float32 rounding).
+    Negative control: deltas taken between successive learner codebooks (open loop) add up
+    their rounding errors and end farther than that."""
+    cfg = QuantConfig(family="vq", vq=VQConfig(codes=16), codebook_every=1, codebook_update="delta")
+    codec = Codec(cfg, seed=0)
+    g = torch.Generator().manual_seed(5)
+    open_loop, previous = None, None
+    for t in range(40):
+        codec.encode(torch.randn(8, 8, 6, 6, generator=g) + 0.05 * t)  # a drifting input
+        target = stack_codebooks(codec.state)
+        open_loop = target.clone() if previous is None else open_loop + symmetric_decode(*symmetric_encode(target - previous))
+        previous = target
+    half_step = float(codec.pending[1].max()) / 2  # the last delta's scale is max|delta| / 127
+    assert float((target - stack_codebooks(codec.published)).abs().max()) <= half_step * (1 + 1e-4) + 1e-6
+    assert float((target - open_loop).abs().max()) > 2 * half_step
+
+
+def test_codes_in_every_format_decode_to_the_same_activation():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(4, 8, 5, 5, generator=g)
+    decoded = []
+    for fmt in ("bytes", "packed", "zstd"):
+        codec = Codec(QuantConfig(family="vq", vq=VQConfig(codes=16, stages=2), code_format=fmt), seed=0)
+        item = codec.encode(x)
+        decoded.append(codec.decode(item))
+        assert torch.equal(codec.codes_of(item).long(), Codec(QuantConfig(family="vq", vq=VQConfig(codes=16, stages=2)), seed=0).encode(x).parts[0].long())
+    assert all(torch.equal(decoded[0], d) for d in decoded[1:])
+
+
+def test_packed_codes_cost_ceil_log2_k_bits():
+    x = torch.randn(4, 8, 5, 5, generator=torch.Generator().manual_seed(7))  # 100 vectors
+    item = Codec(QuantConfig(family="vq", vq=VQConfig(codes=16, groups=2, stages=3), code_format="packed"), seed=0).encode(x)
+    assert item.payload_bytes == -(-100 * 2 * 3 * 4 // 8)  # 4 bits for 16 codes, 6 codes per vector
+    whole = Codec(QuantConfig(family="vq", vq=VQConfig(codes=16, groups=2, stages=3)), seed=0).encode(x)
+    assert whole.payload_bytes == 100 * 2 * 3

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dglsim.errors import InvalidArgument
-from dglsim.quant import VQConfig, VQState, code_dtype, vq_assign, vq_decode, vq_init, vq_update
+from dglsim.quant import VQConfig, VQState, code_dtype, lloyd_step, vq_assign, vq_decode, vq_init, vq_update
 
 EPS32 = torch.finfo(torch.float32).eps
 
@@ -127,3 +127,46 @@ def test_bad_input_is_refused_with_the_rule():
         vq_init(VQConfig(codes=2, groups=3), torch.zeros(10, 4), torch.Generator())
     with pytest.raises(InvalidArgument, match="at least codes = 8 vectors"):
         vq_init(VQConfig(codes=8), torch.zeros(5, 4), torch.Generator())
+
+
+def test_kmeans_plusplus_seeds_distinct_rows_and_counts_the_batch():
+    cfg = VQConfig(codes=16, groups=2, init="kmeans++")
+    x = torch.randn(500, 6, generator=torch.Generator().manual_seed(0))
+    state = vq_init(cfg, x, torch.Generator().manual_seed(1))
+    for g in range(2):
+        part = x[:, 3 * g : 3 * g + 3]
+        book = state.codebook[g]
+        assert (book[:, None] == part[None]).all(-1).any(1).all()  # every code is a row of the batch
+        assert len({tuple(r) for r in book.tolist()}) == 16
+        assert float(state.counts[g].sum()) == pytest.approx(500)  # each code holds its share of the batch
+        assert torch.allclose(state.sums[g], book * state.counts[g][:, None])
+
+
+def test_a_lloyd_step_never_increases_the_distortion():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(400, 3, generator=g)
+    book = x[:10].clone()
+    before = float(torch.cdist(x, book).square().min(1).values.mean())
+    after = float(torch.cdist(x, lloyd_step(x, book)).square().min(1).values.mean())
+    assert after <= before * (1 + 1e-6)
+
+
+def test_data_initialisation_finds_separated_clusters_that_random_draws_miss():
+    """16 tight clusters, far apart: k-means++ with Lloyd iterations puts one code in each, so
+    the first codebook's distortion is the clusters' own variance; drawing 16 random vectors
+    leaves some cluster without a code (coupon collector: P(all 16 hit) = 16!/16^16 ~ 1e-6)."""
+    g = torch.Generator().manual_seed(3)
+    centres = torch.randn(16, 4, generator=g) * 20
+    x = (centres[torch.arange(1600) % 16] + 0.1 * torch.randn(1600, 4, generator=g))
+    def first_distortion(cfg):
+        state = vq_init(cfg, x, torch.Generator().manual_seed(4))
+        return float((x - vq_decode(state.codebook, vq_assign(cfg, state, x))).square().sum(1).mean())
+    data = first_distortion(VQConfig(codes=16, init="kmeans++", lloyd_iters=5, search="dense"))
+    random = first_distortion(VQConfig(codes=16, search="dense"))
+    assert data < 4 * 0.01 * 1.5  # 4 dims of variance 0.01, with Monte-Carlo room
+    assert random > 10 * data
+
+
+def test_lloyd_iterations_need_kmeans_plus_plus():
+    with pytest.raises(InvalidArgument, match="'lloyd_iters' of VQConfig must be 0 unless init is 'kmeans\\+\\+'"):
+        VQConfig(lloyd_iters=3)
