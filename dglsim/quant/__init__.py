@@ -2,7 +2,7 @@
 product groups, residual stages, data-driven initialisation), scalar baselines, code packing and
 entropy coding, link codecs with exact byte accounting, and measurements."""
 
-from dglsim.quant.codec import CODEBOOK_UPDATES, FAMILIES, Codec, Encoded, QuantConfig, from_vectors, to_vectors
+from dglsim.quant.codec import CODEBOOK_UPDATES, FAMILIES, Codec, Encoded, QuantConfig, codebook_drift, from_vectors, to_vectors
 from dglsim.quant.measure import code_usage, distortion, gradient_error, link_measurements
 from dglsim.quant.packing import CODE_FORMATS, code_bits, pack_codes, unpack_codes
 from dglsim.quant.residual import rvq_decode, rvq_encode, rvq_init, rvq_update, stack_codebooks
@@ -11,7 +11,7 @@ from dglsim.quant.search import CodeIndex, nearest_dense
 from dglsim.quant.vq import INITS, VQConfig, VQState, code_dtype, kmeans_plusplus, lloyd_step, vq_assign, vq_decode, vq_init, vq_update
 
 __all__ = [
-    "CODEBOOK_UPDATES", "FAMILIES", "Codec", "Encoded", "QuantConfig", "from_vectors", "to_vectors",
+    "CODEBOOK_UPDATES", "FAMILIES", "Codec", "Encoded", "QuantConfig", "codebook_drift", "from_vectors", "to_vectors",
     "code_usage", "distortion", "gradient_error", "link_measurements",
     "CODE_FORMATS", "code_bits", "pack_codes", "unpack_codes",
     "rvq_decode", "rvq_encode", "rvq_init", "rvq_update", "stack_codebooks",

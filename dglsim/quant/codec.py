@@ -37,12 +37,12 @@ import torch
 
 from dglsim.constraints import Constraint, int_at_least, one_of, validate_fields
 from dglsim.errors import InvalidArgument
-from dglsim.quant.packing import CODE_FORMATS, pack_codes, unpack_codes
+from dglsim.quant.packing import CODE_FORMATS, code_bits, pack_codes, unpack_codes
 from dglsim.quant.residual import rvq_decode, rvq_encode, rvq_init, rvq_update, stack_codebooks
 from dglsim.quant.scalar import SCALAR_BITS, symmetric_decode, symmetric_encode, uniform_decode, uniform_encode
-from dglsim.quant.vq import VQConfig, VQState
+from dglsim.quant.vq import VQConfig, VQState, code_dtype
 
-__all__ = ["QuantConfig", "Encoded", "Codec", "FAMILIES", "CODEBOOK_UPDATES", "to_vectors", "from_vectors"]
+__all__ = ["QuantConfig", "Encoded", "Codec", "FAMILIES", "CODEBOOK_UPDATES", "to_vectors", "from_vectors", "codebook_drift"]
 
 FAMILIES = ("none", "vq", "uniform", "stochastic")
 CODEBOOK_UPDATES = ("full", "delta")
@@ -72,6 +72,20 @@ class QuantConfig:
         if not isinstance(self.vq, VQConfig):
             raise InvalidArgument(f"'vq' of QuantConfig must be a VQConfig, got {self.vq!r}")
 
+    def item_bytes(self, shape: tuple[int, ...]) -> int:
+        """Bytes of the encoded activation of `shape` (B, C, *spatial), codebook messages aside:
+        exact for every family and code format but "zstd", whose size depends on the codes (for
+        it, the size of the whole-byte codes it compresses: an estimate)."""
+        values = int(np.prod(shape))
+        if self.family == "none":
+            return 4 * values
+        if self.family in ("uniform", "stochastic"):
+            return values * self.bits // 8 + 8  # codes and the float32 grid (offset, step)
+        codes = values // shape[1] * self.vq.stages * self.vq.groups
+        if self.code_format == "packed":
+            return -(-codes * code_bits(self.vq.codes) // 8)
+        return codes * torch.empty(0, dtype=code_dtype(self.vq.codes)).element_size()
+
 
 def to_vectors(x: torch.Tensor) -> torch.Tensor:
     """(B, C, *spatial) -> (B * prod(spatial), C): the channel vector at each position. Free (a
@@ -84,6 +98,20 @@ def from_vectors(v: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     channels-last (convolutions take it as it is; their output is channels-last in turn)."""
     b, c, *spatial = shape
     return v.reshape(b, *spatial, c).movedim(-1, 1)
+
+
+def codebook_drift(old: torch.Tensor, new: torch.Tensor, counts: torch.Tensor) -> float:
+    """How far codebooks (R, N, K, d) moved from `old` to `new`, where the vectors are: the
+    squared move of each code weighted by its share of the EMA counts (R, N, K) at `old`, over
+    the count-weighted spread of `old` around its mean (summed over stages and groups). 0: no
+    move; 1: the used codes moved as far as they are spread. Weighting by use is what makes it
+    a convergence measure: a dead code restarted on a far vector moves a code nobody used and
+    barely counts, while the unweighted mean would be dominated by such restarts."""
+    w = counts.float() / counts.float().sum(-1, keepdim=True).clamp_min(1e-30)
+    mean = (w[..., None] * old).sum(-2, keepdim=True)
+    spread = (w * (old - mean).square().sum(-1)).sum()
+    moved = (w * (new - old).square().sum(-1)).sum()
+    return float(moved / spread.clamp_min(1e-30))
 
 
 def _nbytes(t: torch.Tensor) -> int:
@@ -134,7 +162,7 @@ class Codec:
         self.version = 0
         self.encodes = 0
         self.pending: tuple[torch.Tensor, ...] | None = None  # vq: the message the next item carries
-        self.drift: list[float] = []  # vq: relative squared change of the codebook at each publication
+        self.drift: list[float] = []  # vq: codebook_drift at each publication after the first
 
     @property
     def wire_dtype(self) -> torch.dtype:
@@ -197,8 +225,7 @@ class Codec:
             message = symmetric_encode(target - old)
         book = self.apply_message(old, message)
         if old is not None:
-            spread = (old - old.mean(-2, keepdim=True)).square().sum(-1).mean()
-            self.drift.append(float((book - old).square().sum(-1).mean() / spread.clamp_min(1e-30)))
+            self.drift.append(codebook_drift(old, book, torch.stack([s.counts for s in self.published])))
         self.published = tuple(VQState(book[r], s.counts, s.sums, s.step) for r, s in enumerate(self.state))
         self.version += 1
         self.pending = message

@@ -75,11 +75,16 @@ def slowdowns(cfg: RunConfig) -> tuple[float, ...]:
     return tuple(cfg.slowdown if j == cfg.slowed else 1.0 for j in range(cfg.k))
 
 
-def expected_length(spec: PipelineSpec) -> float:
+def expected_length(spec: PipelineSpec, link_bytes: list[int] | None = None) -> float:
     """Rough length of the run, to spread the evaluations: simulated seconds of the slowest
-    module, or global steps until the least-picked module is done (paper mode)."""
+    station, a module's compute or a link's transfer of `link_bytes[j]` bytes per item (what the
+    run's codecs send; a link-bound run is longer than its modules' compute), or global steps
+    until the least-picked module is done (paper mode)."""
     if spec.mode == "paper":
         return spec.steps / float(paper_probabilities(spec).min())
-    return spec.steps * max(spec.compute_model(j).mean for j in range(spec.k))
+    slowest = max(spec.compute_model(j).mean for j in range(spec.k))
+    if link_bytes is not None:
+        slowest = max([slowest] + [spec.latency[j].mean + link_bytes[j] / spec.link_rate(j) for j in range(spec.k - 1)])
+    return spec.steps * slowest
 
 

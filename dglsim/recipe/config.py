@@ -184,7 +184,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         validate_fields(self, self.CONSTRAINTS)
-        self.network_spec(), self.train_config()  # validate the parts with their own rules
+        self.network_spec(), self.train_config(), self.quant_config()  # validate the parts with their own rules
         check_limit("evals", self.evals, "'evals' of RunConfig")
         if self.normalization == "authors" and self.dataset != "cifar10":
             raise InvalidArgument(f"'normalization' of RunConfig must be 'dataset' unless dataset is 'cifar10' (the authors' constants are CIFAR-10's), got 'authors' with dataset {self.dataset!r}")

@@ -16,7 +16,8 @@ from dglsim.study.config import PROFILES, list_studies, load_study, parse_assign
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dglsim.study", description="Run a dglsim study (studies/NAME.toml) or list them.")
     p.add_argument("name", help="a study name, or 'list'")
-    p.add_argument("--profile", default="default", choices=PROFILES, help="smoke: seconds (CI); default: minutes on 2 CPU cores; paper: the paper's settings, for a GPU")
+    p.add_argument("--profile", default="default", choices=PROFILES, help="smoke: seconds (CI); default: minutes on 2 CPU cores; "
+                   "long: learned state (codebooks) converges, an hour or more on 2 CPU cores; paper: the paper's settings, for a GPU")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key (TOML value); repeatable")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the study's)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (threads are shared out among them)")

@@ -24,7 +24,10 @@ from dglsim.recipe.config import RENAMED, RunConfig, parse_assignment
 
 __all__ = ["RunConfig", "StudySpec", "merge_axes", "PROFILES", "load_study", "parse_assignment", "studies_dir", "list_studies"]
 
-PROFILES = ("smoke", "default", "paper")
+# smoke: seconds (CI); default: minutes on 2 CPU cores; long: a schedule long enough for what a
+# run learns beside the network (codebooks) to converge, an hour or more on 2 CPU cores; paper:
+# the paper's settings, for a GPU. A study need not have every profile: a missing one is its base.
+PROFILES = ("smoke", "default", "long", "paper")
 
 
 def merge_axes(grids: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
@@ -60,11 +63,13 @@ class StudySpec:
             raise InvalidArgument(f"'--profile' must be one of {list(PROFILES)}, got {profile!r}")
         where = f"{self.path.name} (profile {profile})"
         fixed = renamed(self.base, RENAMED, where=where)
-        grids = [{k: list(v) for k, v in renamed(grid, RENAMED, where=where).items()} for grid in self.grids]
+        # A profile with grids of its own ([[profiles.NAME.grid]]) runs those instead of the study's.
+        own = self.profiles.get(profile, {}).get("grid")
+        grids = [{k: list(v) for k, v in renamed(grid, RENAMED, where=where).items()} for grid in (self.grids if own is None else own)]
         overrides = renamed(overrides, RENAMED, where="--set")
         # A profile or an override that sets a grid key replaces that axis (a list) or fixes it,
         # in every grid that has it.
-        profile_settings = {k: v for k, v in renamed(self.profiles.get(profile, {}), RENAMED, where=where).items() if k != "seeds"}
+        profile_settings = {k: v for k, v in renamed(self.profiles.get(profile, {}), RENAMED, where=where).items() if k not in ("seeds", "grid")}
         for key, value in [*profile_settings.items(), *overrides.items()]:
             if isinstance(value, list) and not value:
                 raise InvalidArgument(f"{key!r} must be a non-empty list when it sets a grid axis, got []")
@@ -144,12 +149,19 @@ def load_study(name: str) -> StudySpec:
     for profile, settings in doc.get("profiles", {}).items():
         if not isinstance(settings, dict):
             raise InvalidArgument(f"profile {profile!r} in {path} must be a table, got {settings!r}")
-    grids = doc.get("grid", {})
-    grids = grids if isinstance(grids, list) else [grids]
-    if not all(isinstance(g, dict) for g in grids):
-        raise InvalidArgument(f"'grid' in {path} must be a table or an array of tables, got {doc['grid']!r}")
+    grids = _grids(doc.get("grid", {}), f"'grid' in {path}")
+    profiles = {name: settings | ({"grid": _grids(settings["grid"], f"'grid' of profile {name!r} in {path}")} if "grid" in settings else {})
+                for name, settings in doc.get("profiles", {}).items()}
+    return StudySpec(name, doc.get("description", ""), doc.get("base", {}), grids, profiles, doc.get("seeds", 1), path, doc.get("reference"), doc.get("launcher", {}))
+
+
+def _grids(value: Any, where: str) -> list[dict[str, list[Any]]]:
+    """A grid table or an array of them, each axis a non-empty list."""
+    grids = value if isinstance(value, list) else [value]
+    if not grids or not all(isinstance(g, dict) for g in grids):
+        raise InvalidArgument(f"{where} must be a table or an array of tables, got {value!r}")
     for grid in grids:
         for key, values in grid.items():
             if not isinstance(values, list) or not values:
-                raise InvalidArgument(f"grid axis {key!r} in {path} must be a non-empty list, got {values!r}")
-    return StudySpec(name, doc.get("description", ""), doc.get("base", {}), grids, doc.get("profiles", {}), doc.get("seeds", 1), path, doc.get("reference"), doc.get("launcher", {}))
+                raise InvalidArgument(f"grid axis {key!r} in {where} must be a non-empty list, got {values!r}")
+    return grids

@@ -13,17 +13,32 @@ def _get(run: Any, key: str) -> Any:
     return getattr(run, key) if dataclasses.is_dataclass(run) else run[key]
 
 
+def _optional(run: Any, key: str, default: Any) -> Any:
+    """A setting that results stored before it existed lack: they ran with its default."""
+    try:
+        value = _get(run, key)
+    except (KeyError, AttributeError):
+        return default
+    return default if value is None or value != value else value  # NaN: a column other runs filled
+
+
 def quantizer(run: Any, *, size: bool = True) -> str:
-    """What the links carry: float32, VQ (its codes; N groups and γ when not the defaults), or a
-    scalar quantizer and its bits. `size=False` leaves out the codes and the bits (a curve over
-    them). Codes are never "K": K is the number of modules."""
+    """What the links carry: float32, VQ or residual VQ (its stages and codes; N groups, γ, the
+    initialisation, the code format and delta codebooks when not the defaults), or a scalar
+    quantizer and its bits. `size=False` leaves out the codes and the bits (a curve over them).
+    Codes are never "K": K is the number of modules."""
     family = _get(run, "quant")
     if family == "none":
         return "float32"
     if family == "vq":
-        groups, gamma = int(_get(run, "groups")), float(_get(run, "gamma"))
-        return ("VQ" + (f" {int(_get(run, 'codes'))} codes" if size else "") + (f" N={groups}" if groups > 1 else "")
-                + (f" γ={gamma:g}" if gamma != 0.99 else ""))
+        groups, gamma, codes = int(_get(run, "groups")), float(_get(run, "gamma")), int(_get(run, "codes"))
+        stages = int(_optional(run, "stages", 1))
+        name = f"RVQ {stages}×{codes} codes" if stages > 1 and size else f"RVQ {stages} stages" if stages > 1 else "VQ" + (f" {codes} codes" if size else "")
+        extras = [f"N={groups}" if groups > 1 else "", f"γ={gamma:g}" if gamma != 0.99 else "",
+                  "k-means++" if _optional(run, "codebook_init", "random") == "kmeans++" else "",
+                  {"packed": "bit-packed", "zstd": "zstd"}.get(_optional(run, "code_format", "bytes"), ""),
+                  "int8 deltas" if _optional(run, "codebook_update", "full") == "delta" else ""]
+        return " ".join([name, *(e for e in extras if e)])
     name = {"uniform": "uniform", "stochastic": "stochastic rounding"}[family]
     return name + (f" {int(_get(run, 'quant_bits'))}-bit" if size else "")
 

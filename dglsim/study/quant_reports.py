@@ -16,7 +16,10 @@ from dglsim.study.figures import save_figure
 from dglsim.study.stats import METHOD, errorbar, interval_table, paired_differences, resolution_clause
 from dglsim.study.sweep_reports import final_accuracy, wrap_caption
 
-_RUN_KEYS = ["key", "pipeline", "quant", "quant_bits", "codes", "groups", "gamma", "seed"]
+_RUN_KEYS = ["key", "pipeline", "quant", "quant_bits", "codes", "groups", "gamma", "stages", "codebook_init", "code_format", "codebook_update", "seed"]
+PARITY_POINTS = 0.01  # "at parity": a paired interval that reaches a loss of 1 point or less
+CONVERGED_FALL = 10.0  # a codebook has converged when its drift per publication has fallen this much from its start
+_WINDOW = 3  # publications averaged at the start and at the end of a drift curve
 
 
 def run_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -44,37 +47,65 @@ def run_table(results: pd.DataFrame) -> pd.DataFrame:
     return runs.sort_values(["pipeline", "quantizer", "bits_per_value"])
 
 
-def parity_table(runs: pd.DataFrame, points: float = 0.01) -> pd.DataFrame:
-    """Per mode: the most compressing quantizer whose last-module accuracy (mean over seeds) is
-    within `points` of float32's in the same mode, beside float32's accuracy."""
-    mean = runs.assign(setting=runs.apply(labels.quantizer, axis=1)).groupby(["pipeline", "setting", "quant"], as_index=False)[["accuracy", "compression", "bits_per_value"]].mean()
+def parity_table(runs: pd.DataFrame, diff: pd.DataFrame, points: float = PARITY_POINTS) -> pd.DataFrame:
+    """Per mode and quantizer: mean compression over seeds (codebook messages included), the
+    paired difference of final accuracy from float32 links (same mode, same seed) with its t
+    interval, and the verdicts: `at_parity` when the interval's upper end is -points or better
+    (the interval includes a loss of at most `points`), `mean_within` when the mean difference
+    is. Without an interval (one seed) nothing is at parity."""
+    quantized = runs[runs["quant"] != "none"]
+    comp = quantized.groupby(["pipeline", "setting"], as_index=False)[["compression", "bits_per_value", "codebook_share"]].mean()
+    diff = diff.rename(columns={"mean": "difference", "low": "difference_low", "high": "difference_high", "n": "seeds"}).drop(columns=["half_width"])
+    table = comp.merge(diff, on=["pipeline", "setting"], how="left")
+    table["at_parity"] = table["difference_high"] >= -points
+    table["mean_within"] = table["difference"] >= -points
+    return table.sort_values(["pipeline", "compression"])
+
+
+def compression_at_parity(parity: pd.DataFrame) -> pd.DataFrame:
+    """Per mode: the most compressing quantizer at parity (by its paired interval), or none."""
     rows = []
-    for pipeline, group in mean.groupby("pipeline"):
-        reference = group[group["quant"] == "none"]
-        if reference.empty:
-            continue
-        base = float(reference["accuracy"].iloc[0])
-        close = group[(group["quant"] != "none") & (group["accuracy"] >= base - points)]
-        best = close.sort_values("compression").iloc[-1] if not close.empty else None
-        rows.append({"pipeline": pipeline, "float32_accuracy": base,
-                     "quantizer": None if best is None else best["setting"],
-                     "accuracy": None if best is None else best["accuracy"], "compression": None if best is None else best["compression"],
-                     "bits_per_value": None if best is None else best["bits_per_value"]})
+    for pipeline, group in parity.groupby("pipeline"):
+        best = group[group["at_parity"]].sort_values("compression").tail(1)
+        rows.append({"pipeline": pipeline} | ({"quantizer": None} if best.empty else best.iloc[0].drop("pipeline").rename({"setting": "quantizer"}).to_dict()))
     return pd.DataFrame(rows)
+
+
+def convergence_table(results: pd.DataFrame, runs: pd.DataFrame, fall: float = CONVERGED_FALL) -> pd.DataFrame:
+    """Per VQ run and link: the codebook drift per publication (relative squared change, see
+    dglsim.quant.codec) averaged over the first and the last `_WINDOW` publications, their
+    ratio, the first publication whose trailing mean has fallen `fall`x from the start, and
+    whether the run got there (`converged`)."""
+    drift = results[results["metric"] == "publication_drift"]
+    rows = []
+    for (key, link), group in drift.groupby(["key", "link"]):
+        curve = group.sort_values("publication")["value"].to_numpy()
+        start, end = curve[:_WINDOW].mean(), curve[-_WINDOW:].mean()
+        trailing = pd.Series(curve).rolling(_WINDOW).mean().to_numpy()
+        reached = [i + 1 for i, v in enumerate(trailing) if i >= _WINDOW and v <= start / fall]
+        rows.append({"key": key, "link": int(link), "publications": len(curve), "drift_start": start, "drift_end": end,
+                     "fall": start / end if end > 0 else float("inf"), "converged_at": reached[0] if reached else None, "converged": bool(reached)})
+    table = pd.DataFrame(rows, columns=["key", "link", "publications", "drift_start", "drift_end", "fall", "converged_at", "converged"])
+    return table.merge(runs[["key", "pipeline", "setting", "seed"]], on="key")
 
 
 def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
     runs = run_table(results)
     runs.to_csv(out / "runs.csv", index=False)
-    parity_table(runs).to_csv(out / "compression_at_parity.csv", index=False)
     runs = runs.assign(setting=runs.apply(labels.quantizer, axis=1))
     interval_table(runs, ["pipeline", "setting"], "accuracy").to_csv(out / "final_accuracy.csv", index=False)
     diffs = [paired_differences(group[group["quant"] != "none"], group[group["quant"] == "none"], ["pipeline", "setting"], "accuracy")
              for _, group in runs.groupby("pipeline") if (group["quant"] == "none").any()]
     diff = pd.concat(diffs, ignore_index=True) if diffs else interval_table(runs.iloc[:0], ["pipeline", "setting"], "accuracy")
     diff.to_csv(out / "paired_difference.csv", index=False)
+    parity = parity_table(runs, diff)
+    parity.to_csv(out / "parity.csv", index=False)
+    compression_at_parity(parity).to_csv(out / "compression_at_parity.csv", index=False)
+    convergence = convergence_table(results, runs)
+    convergence.to_csv(out / "codebook_convergence.csv", index=False)
     caption = f"{caption}; bars: {METHOD}; against float32 links: {resolution_clause(diff)}"
-    written = [out / "runs.csv", out / "compression_at_parity.csv", out / "final_accuracy.csv", out / "paired_difference.csv"]
+    written = [out / "runs.csv", out / "final_accuracy.csv", out / "paired_difference.csv", out / "parity.csv", out / "compression_at_parity.csv",
+               out / "codebook_convergence.csv"]
     order = sorted(runs["quantizer"].unique(), key=lambda m: (not m.startswith("VQ"), m))
 
     # The paper figure: accuracy against bits per activation value, one curve per method.
@@ -116,4 +147,15 @@ def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
         grid.set_axis_labels("codes K", "")
         grid.figure.suptitle(wrap_caption(caption + "; last probe of each run"), fontsize=7, y=1.08)
         written += save_figure(grid.figure, out / "figures" / "link_measurements_vs_codes")
+
+    drift = results[results["metric"] == "publication_drift"].merge(runs[["key", "setting"]], on="key")
+    if not drift.empty:
+        grid = sns.relplot(data=drift, x="publication", y="value", hue="setting", col="link", kind="line", errorbar=errorbar(), height=3.2, aspect=1.1)
+        for ax in grid.axes.flat:
+            ax.set_yscale("log")
+        grid.set_axis_labels("codebook publication", "drift per publication (relative squared change)")
+        done = convergence.groupby("setting")["converged"].mean()
+        note = "; converged (drift fallen {:g}x from its first {} publications): ".format(CONVERGED_FALL, _WINDOW) + ", ".join(f"{s} {100 * v:.0f}% of links x seeds" for s, v in done.items())
+        grid.figure.suptitle(wrap_caption(caption + note), fontsize=7, y=1.1)
+        written += save_figure(grid.figure, out / "figures" / "codebook_drift")
     return written

@@ -11,7 +11,7 @@ from dglsim.cluster import link_times
 from dglsim.data.loader import BatchLoader
 from dglsim.models.decoupled import DecoupledNet
 from dglsim.recipe.cluster import cluster_times, expected_length, pipeline_spec
-from dglsim.recipe.codecs import link_codecs
+from dglsim.recipe.codecs import expected_link_bytes, link_codecs
 from dglsim.recipe.config import RunConfig
 from dglsim.recipe.rows import loss_rows, updates_rows
 from dglsim.sim import PipelineSpec
@@ -66,7 +66,7 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
     item_bytes = batch_payload_bytes(net, tcfg.batch_size)
     spec = pipeline_spec(cfg, base, item_bytes, tcfg.epochs * len(train))
     codecs = link_codecs(cfg)
-    interval = expected_length(spec) / cfg.evals
+    interval = expected_length(spec, expected_link_bytes(cfg, net, tcfg.batch_size)) / cfg.evals
     if cfg.theory:
         limit = _reference_state(cfg, copy.deepcopy(net), train, test, base, item_bytes)
         run, snapshots = train_with_snapshots(net, train, test, tcfg, spec, interval=interval, codecs=codecs, progress=progress)
@@ -78,6 +78,8 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
         run, theory_rows = train_simulated(net, train, test, tcfg, spec, eval_interval=interval, progress=progress, codecs=codecs), []
     rows = theory_rows + run.rows + _distribution_rows(run.updates, net.k) + loss_rows({j: run.updates["loss"][run.updates["module"] == j] for j in range(net.k)}, len(train))
     rows += [{"link": link["link"], "metric": name, "value": value} for link in run.links for name, value in link.items() if name != "link"]
+    # every publication's codebook drift (dglsim.quant.codec): what says whether a codebook has converged
+    rows += [{"link": j, "metric": "publication_drift", "publication": i + 1, "value": d} for j, c in enumerate(codecs or []) for i, d in enumerate(c.drift)]
     rows.append({"metric": "makespan", "value": run.result.makespan})
     rows += [{"module": j, "metric": "buffer_bytes", "value": b} for j, b in enumerate(run.buffer_bytes)]
     rows += [{"module": j, "metric": "compute_time_s", "value": t} for j, t in enumerate(base)]

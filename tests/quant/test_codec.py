@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dglsim.errors import InvalidArgument
-from dglsim.quant import Codec, QuantConfig, VQConfig, stack_codebooks, symmetric_decode, symmetric_encode, to_vectors, vq_assign
+from dglsim.quant import Codec, QuantConfig, VQConfig, codebook_drift, stack_codebooks, symmetric_decode, symmetric_encode, to_vectors, vq_assign
 
 configs = st.one_of(
     st.just(QuantConfig()),
@@ -29,6 +29,8 @@ def test_byte_accounting_equals_what_is_serialised(cfg, batch, spatial, seed):
         x = torch.relu(torch.randn(batch * 300, channels, *spatial, generator=g))  # >= 300 vectors
         item = codec.encode(x)
         assert len(item.to_bytes()) == item.nbytes
+        if cfg.family == "none" or cfg.code_format != "zstd":  # a zstd frame's size depends on the codes
+            assert item.payload_bytes == cfg.item_bytes(tuple(x.shape))
         assert item.float32_bytes == x.numel() * 4
         assert codec.decode(item).shape == x.shape
 
@@ -153,3 +155,16 @@ def test_packed_codes_cost_ceil_log2_k_bits():
     assert item.payload_bytes == -(-100 * 2 * 3 * 4 // 8)  # 4 bits for 16 codes, 6 codes per vector
     whole = Codec(QuantConfig(family="vq", vq=VQConfig(codes=16, groups=2, stages=3)), seed=0).encode(x)
     assert whole.payload_bytes == 100 * 2 * 3
+
+
+def test_drift_weighs_each_code_by_its_use():
+    """A live code that moves by the codebook's spread counts fully; a dead code (a hundred-
+    thousandth of the counts) restarted just as far barely counts."""
+    old = torch.tensor([[[[0.0], [2.0], [5.0]]]])  # (R, N, K, d) = (1, 1, 3, 1)
+    counts = torch.tensor([[[1.0, 1.0, 1e-5]]])
+    live, dead = old.clone(), old.clone()
+    live[0, 0, 0, 0] = 2.0  # a used code moves by the spread of the used codes
+    dead[0, 0, 2, 0] = 105.0  # the unused code jumps 100
+    assert codebook_drift(old, old, counts) == 0
+    assert codebook_drift(old, live, counts) == pytest.approx(2.0, rel=1e-3)  # w = 1/2 x 4, spread = 1
+    assert codebook_drift(old, dead, counts) < 0.1

@@ -190,22 +190,34 @@ def test_simulated_runs_with_the_same_config_give_the_same_results(cifar10):
 
 def test_several_grids_run_the_union_of_their_products():
     spec = load_study("quant_sweep")
-    runs = spec.runs("paper", {})  # the full grid (the default profile runs part of it)
+    runs = spec.runs("paper", {})  # the full grid (the other profiles run grids of their own)
     settings = {(r.pipeline, r.quant, r.quant_bits if r.quant in ("uniform", "stochastic") else None,
-                 r.codes if r.quant == "vq" else None, r.groups, r.gamma, r.seed) for r in runs}
+                 r.codes if r.quant == "vq" else None, r.groups, r.gamma, r.stages, r.codebook_init, r.code_format, r.seed) for r in runs}
     assert len(settings) == len(runs)  # no run twice
-    vq_sync_k = sorted(r.codes for r in runs if r.quant == "vq" and r.pipeline == "sync" and r.groups == 1 and r.gamma == 0.99 and r.seed == 0)
+    vq_sync_k = sorted(r.codes for r in runs if r.quant == "vq" and r.pipeline == "sync" and r.groups == 1 and r.gamma == 0.99
+                       and r.stages == 1 and r.codebook_init == "random" and r.seed == 0)
     assert vq_sync_k == [16, 64, 256, 1024, 4096]
     assert {r.groups for r in runs if r.quant == "vq"} == {1, 2, 4}
-    assert not any(r.pipeline == "async" and (r.groups > 1 or r.gamma != 0.99) for r in runs)  # those grids are sync only
-    assert len(runs) == (2 + 4 + 1 + 10 + 2 + 2) * 3  # 3 seeds
-    default = {(r.quant, r.quant_bits if r.quant != "vq" else None, r.codes if r.quant == "vq" else None, r.groups) for r in spec.runs("default", {})}
-    assert default == {("none", 8, None, 1), ("uniform", 8, None, 1), ("stochastic", 8, None, 1), ("vq", None, 16, 1), ("vq", None, 256, 1), ("vq", None, 256, 4)}
-    # a profile or --set that names an axis replaces it in every grid that has it; grids without
-    # the axis keep the base value (groups and gamma run at the base K = 256)
-    smoke = spec.runs("smoke", {})
-    assert {r.pipeline for r in smoke} == {"sync"}
-    assert {(r.codes, r.groups, r.gamma) for r in smoke if r.quant == "vq"} == {(16, 1, 0.99), (256, 2, 0.99), (256, 4, 0.99), (256, 1, 0.9), (256, 1, 0.999)}
+    assert not any(r.pipeline == "async" and (r.groups > 1 or r.gamma != 0.99 or r.stages > 1) for r in runs)  # those grids are sync only
+    assert len(runs) == (2 + 4 + 1 + 10 + 4 + 1 + 2 + 2) * 3  # 3 seeds
+
+
+def test_a_profile_with_grids_of_its_own_runs_those():
+    spec = load_study("quant_sweep")
+
+    def settings(profile):
+        return {(r.quant, r.codes if r.quant == "vq" else None, r.stages, r.codebook_init, r.code_format, r.codebook_update) for r in spec.runs(profile, {})}
+
+    paired = {("none", None, 1, "random", "bytes", "full"), ("uniform", None, 1, "random", "bytes", "full"),
+              ("vq", 256, 1, "random", "bytes", "full"), ("vq", 256, 1, "kmeans++", "bytes", "full"),
+              ("vq", 32, 2, "kmeans++", "packed", "delta"), ("vq", 64, 2, "kmeans++", "packed", "delta")}
+    assert settings("default") == paired and len(spec.runs("default", {})) == 6 * 3
+    long = {("none", None, 1, "random", "bytes", "full"), ("uniform", None, 1, "random", "bytes", "full"), ("vq", 256, 1, "kmeans++", "bytes", "delta"),
+            ("vq", 32, 2, "kmeans++", "packed", "delta"), ("vq", 64, 2, "kmeans++", "packed", "delta"), ("vq", 64, 2, "kmeans++", "zstd", "delta")}
+    assert settings("long") == long and len(spec.runs("long", {})) == 6 * 3
+    assert {r.pipeline for p in ("default", "long") for r in spec.runs(p, {})} == {"sync"}
+    # a profile's scalar setting still replaces the axis in its own grids (smoke: 16 codes)
+    assert {r.codes for r in spec.runs("smoke", {}) if r.quant == "vq"} == {16}
 
 
 def test_quantization_needs_the_simulated_links():
