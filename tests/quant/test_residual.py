@@ -1,6 +1,7 @@
 """Residual VQ: one stage is plain VQ, decoding sums the stages, and distortion does not grow
 with stages that sit at a Lloyd fixed point of the data they quantize."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -56,6 +57,7 @@ def test_decode_is_the_sum_of_each_stages_code(stages, groups, k, seed):
         assert torch.allclose(inputs[r], inputs[r - 1] - vq_decode(states[r - 1].codebook, codes[:, (r - 1) * groups : r * groups]), atol=1e-6)
 
 
+@pytest.mark.claim("residual-monotone")
 @settings(max_examples=40)
 @given(st.integers(2, 4), st.integers(2, 16), st.integers(1, 4), st.integers(0, 2**31 - 1))
 def test_distortion_does_not_increase_with_stages_at_a_lloyd_fixed_point(stages, k, d, seed):
@@ -70,6 +72,7 @@ def test_distortion_does_not_increase_with_stages_at_a_lloyd_fixed_point(stages,
     assert all(b <= a * (1 + 1e-5) + 1e-9 for a, b in zip(curve, curve[1:]))
 
 
+@pytest.mark.control("residual-monotone")
 def test_a_stage_away_from_its_fixed_point_can_add_distortion():
     """Negative control of the test above: a second stage whose codes are not centroids of the
     residuals (every code shifted by 3 along the first axis) makes the distortion larger."""
