@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dglsim.errors import InvalidArgument
-from dglsim.quant import Codec, QuantConfig, VQConfig, codebook_drift, stack_codebooks, symmetric_decode, symmetric_encode, to_vectors, vq_assign
+from dglsim.quant import CODE_FORMATS, CODEBOOK_UPDATES, INITS, Codec, QuantConfig, VQConfig, codebook_drift, stack_codebooks, symmetric_decode, symmetric_encode, to_vectors, vq_assign
 
 configs = st.one_of(
     st.just(QuantConfig()),
@@ -15,7 +15,7 @@ configs = st.one_of(
                   family="vq", vq=VQConfig(codes=k, groups=n, stages=r, init=init), codebook_every=every, codebook_dtype=dtype,
                   code_format=fmt, codebook_update=update),
               st.sampled_from([2, 16, 256, 300]), st.sampled_from([1, 2, 4]), st.integers(1, 3), st.integers(1, 4), st.sampled_from(["float32", "float16"]),
-              st.sampled_from(["bytes", "packed", "zstd"]), st.sampled_from(["full", "delta"]), st.sampled_from(["random", "kmeans++"])),
+              st.sampled_from(CODE_FORMATS), st.sampled_from(CODEBOOK_UPDATES), st.sampled_from(INITS)),
 )
 
 
@@ -141,7 +141,7 @@ def test_codes_in_every_format_decode_to_the_same_activation():
     g = torch.Generator().manual_seed(6)
     x = torch.randn(4, 8, 5, 5, generator=g)
     decoded = []
-    for fmt in ("bytes", "packed", "zstd"):
+    for fmt in CODE_FORMATS:
         codec = Codec(QuantConfig(family="vq", vq=VQConfig(codes=16, stages=2), code_format=fmt), seed=0)
         item = codec.encode(x)
         decoded.append(codec.decode(item))

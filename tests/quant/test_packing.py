@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dglsim.errors import InvalidArgument
-from dglsim.quant import code_bits, code_dtype, pack_codes, unpack_codes
+from dglsim.quant import CODE_FORMATS, code_bits, code_dtype, pack_codes, unpack_codes
 
 
-@given(st.integers(2, 70000), st.integers(1, 300), st.integers(1, 6), st.sampled_from(["bytes", "packed", "zstd"]), st.integers(0, 2**31 - 1))
+@given(st.integers(2, 70000), st.integers(1, 300), st.integers(1, 6), st.sampled_from(CODE_FORMATS), st.integers(0, 2**31 - 1))
 def test_codes_round_trip_in_every_format(k, n, m, fmt, seed):
     rng = np.random.default_rng(seed)
     codes = torch.from_numpy(rng.integers(0, k, size=(n, m)).astype(np.int64)).to(code_dtype(k))
