@@ -67,3 +67,29 @@ def test_an_item_naming_a_codebook_never_received_is_an_error_naming_it(monkeypa
     consumer = EncodedLink(codec)
     consumer.receive(0, 1.0, me=1)
     assert consumer.receive(0, 1.0, me=1).x.codebook is not None
+
+
+def test_a_rank_rebuilds_residual_delta_codebooks_from_the_wire_alone(monkeypatch):
+    """Residual VQ with bit-packed codes and int8 codebook deltas over the real wire format: the
+    consumer's codebooks, rebuilt from the messages it received, are the producer's exactly, and
+    every item decodes to what the producer's codec decodes."""
+    cfg = QuantConfig(family="vq", vq=VQConfig(codes=8, stages=2, init="kmeans++", lloyd_iters=2), codebook_every=2,
+                      code_format="packed", codebook_update="delta")
+    producer = EncodedLink(Codec(cfg, seed=0))
+    g = torch.Generator().manual_seed(0)
+    y = torch.zeros(8, dtype=torch.int64)
+    sent = [producer.pack(DATA, i, i, 0.0, torch.randn(8, 4, 4, 4, generator=g) + 0.3 * i, y) for i in range(7)]
+    wires = iter([t for message in sent for t in message])
+
+    def deliver(buffer, src, timeout_s, *, me):
+        buffer.copy_(next(wires)[: buffer.numel()])
+
+    monkeypatch.setattr(wire, "recv", deliver)
+    consumer = EncodedLink(Codec(cfg, seed=1))  # its own codec's learner is never used to decode
+    reference = Codec(cfg, seed=0)
+    g = torch.Generator().manual_seed(0)
+    for i in range(7):
+        item = consumer.receive(0, 1.0, me=1).x
+        mine = reference.encode(torch.randn(8, 4, 4, 4, generator=g) + 0.3 * i)
+        assert item.version == mine.version and torch.equal(item.codebook, mine.codebook)
+        assert torch.equal(consumer.decode(item), reference.decode(mine))
