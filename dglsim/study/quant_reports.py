@@ -89,6 +89,12 @@ def convergence_table(results: pd.DataFrame, runs: pd.DataFrame, fall: float = C
     return table.merge(runs[["key", "pipeline", "setting", "seed"]], on="key")
 
 
+def _caption(fig, caption: str) -> None:
+    """The caption above the panels, raised by its number of lines so it never covers them."""
+    text = wrap_caption(caption)
+    fig.suptitle(text, fontsize=7, y=1.0 + 0.035 * (text.count("\n") + 1))
+
+
 def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
     runs = run_table(results)
     runs.to_csv(out / "runs.csv", index=False)
@@ -107,32 +113,35 @@ def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
     written = [out / "runs.csv", out / "final_accuracy.csv", out / "paired_difference.csv", out / "parity.csv", out / "compression_at_parity.csv",
                out / "codebook_convergence.csv"]
     order = sorted(runs["quantizer"].unique(), key=lambda m: (not m.startswith("VQ"), m))
+    # Entropy-coded sizes vary by seed: each setting is drawn at its mean bits over seeds, so its
+    # seeds form one point with one interval.
+    runs = runs.assign(mean_bits=runs.groupby(["pipeline", "setting"])["bits_per_value"].transform("mean"))
 
     # The paper figure: accuracy against bits per activation value, one curve per method.
     pipelines = sorted(runs["pipeline"].unique())
     fig, axes = plt.subplots(1, len(pipelines), figsize=(5.2 * len(pipelines), 4), squeeze=False, sharey=True)
     for ax, pipeline in zip(axes[0], pipelines):
         data = runs[runs["pipeline"] == pipeline]
-        sns.lineplot(data=data, x="bits_per_value", y="accuracy", hue="quantizer", hue_order=order, marker="o", errorbar=errorbar(), err_style="bars", ax=ax)
-        for _, r in data[data["quantizer"] == "VQ"].drop_duplicates("codes").iterrows():  # the curve over the codes; variants are at 256 codes
-            ax.annotate(f"{int(r['codes'])} codes", (r["bits_per_value"], r["accuracy"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        sns.lineplot(data=data, x="mean_bits", y="accuracy", hue="quantizer", hue_order=order, marker="o", errorbar=errorbar(), err_style="bars", ax=ax)
+        for _, r in data[data["quant"] == "vq"].drop_duplicates("setting").iterrows():  # curves run over the codes
+            ax.annotate(f"{int(r['codes'])} codes", (r["mean_bits"], r["accuracy"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("bits per activation value on the links (codebooks included)")
         ax.set_ylabel("final test accuracy, last module")
         ax.set_title(f"{pipeline} DGL", fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle(wrap_caption(caption), fontsize=7)
+    _caption(fig, caption)
     written += save_figure(fig, out / "figures" / "accuracy_vs_bits")
 
     fig, axes = plt.subplots(1, 2, figsize=(10.4, 3.8))
     for ax, (column, label) in zip(axes, [("wallclock_s", "simulated wall-clock (s)"), ("buffer_MiB", "peak buffer memory, all buffers (MiB)")]):
-        sns.lineplot(data=runs, x="bits_per_value", y=column, hue="quantizer", hue_order=order, style="pipeline", marker="o", errorbar=errorbar(), err_style="bars", ax=ax)
+        sns.lineplot(data=runs, x="mean_bits", y=column, hue="quantizer", hue_order=order, style="pipeline", marker="o", errorbar=errorbar(), err_style="bars", ax=ax)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("bits per activation value")
         ax.set_ylabel(label)
         ax.legend(fontsize=6)
-    fig.suptitle(wrap_caption(caption), fontsize=7)
+    _caption(fig, caption)
     written += save_figure(fig, out / "figures" / "wallclock_and_memory_vs_bits")
 
     probes = results[results["metric"].isin(["relative_distortion", "relative_gradient_error", "perplexity"])]
@@ -145,17 +154,19 @@ def quant_sweep_report(results: pd.DataFrame, out: Path, caption: str) -> list[P
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
         grid.set_axis_labels("codes K", "")
-        grid.figure.suptitle(wrap_caption(caption + "; last probe of each run"), fontsize=7, y=1.08)
+        _caption(grid.figure, caption + "; last probe of each run")
         written += save_figure(grid.figure, out / "figures" / "link_measurements_vs_codes")
 
     drift = results[results["metric"] == "publication_drift"].merge(runs[["key", "setting"]], on="key")
     if not drift.empty:
+        drift = drift.assign(link=drift["link"].astype(int))
         grid = sns.relplot(data=drift, x="publication", y="value", hue="setting", col="link", kind="line", errorbar=errorbar(), height=3.2, aspect=1.1)
+        grid.set_titles("link {col_name}")
         for ax in grid.axes.flat:
             ax.set_yscale("log")
         grid.set_axis_labels("codebook publication", "drift per publication (relative squared change)")
         done = convergence.groupby("setting")["converged"].mean()
         note = "; converged (drift fallen {:g}x from its first {} publications): ".format(CONVERGED_FALL, _WINDOW) + ", ".join(f"{s} {100 * v:.0f}% of links x seeds" for s, v in done.items())
-        grid.figure.suptitle(wrap_caption(caption + note), fontsize=7, y=1.1)
+        _caption(grid.figure, caption + note)
         written += save_figure(grid.figure, out / "figures" / "codebook_drift")
     return written
