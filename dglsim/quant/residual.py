@@ -49,7 +49,10 @@ def rvq_encode(cfg: VQConfig, states: tuple[VQState, ...], x: torch.Tensor) -> t
         stage_codes = vq_assign(cfg, state, residual)
         codes.append(stage_codes)
         if r + 1 < len(states):  # the last stage's residual is not needed
-            residual = residual - vq_decode(state.codebook, stage_codes)
+            decoded = vq_decode(state.codebook, stage_codes)
+            # into the decoded tensor, a fresh one: an allocating subtraction of this size costs
+            # several times the arithmetic on glibc's allocator (page faults on new memory)
+            residual = torch.sub(residual, decoded, out=decoded)
     return (torch.cat(codes, 1) if len(codes) > 1 else codes[0]), inputs
 
 
@@ -59,7 +62,7 @@ def rvq_decode(codebooks: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     stages, groups = codebooks.shape[:2]
     out = vq_decode(codebooks[0], codes[:, :groups])
     for r in range(1, stages):
-        out = out + vq_decode(codebooks[r], codes[:, r * groups : (r + 1) * groups])
+        out.add_(vq_decode(codebooks[r], codes[:, r * groups : (r + 1) * groups]))  # out is vq_decode's fresh tensor
     return out
 
 
