@@ -84,7 +84,7 @@ class QuantConfig:
         codes = values // shape[1] * self.vq.stages * self.vq.groups
         if self.code_format == "packed":
             return -(-codes * code_bits(self.vq.codes) // 8)
-        return codes * torch.empty(0, dtype=code_dtype(self.vq.codes)).element_size()
+        return codes * code_dtype(self.vq.codes).itemsize
 
 
 def to_vectors(x: torch.Tensor) -> torch.Tensor:

@@ -36,8 +36,16 @@ def rvq_init(cfg: VQConfig, x: torch.Tensor, generator: torch.Generator) -> tupl
     for _ in range(cfg.stages):
         state = vq_init(cfg, residual, generator)
         states.append(state)
-        residual = residual - vq_decode(state.codebook, vq_assign(cfg, state, residual))
+        residual = _what_is_left(state, residual, vq_assign(cfg, state, residual))
     return tuple(states)
+
+
+def _what_is_left(state: VQState, residual: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """residual - the stage's decoded codes, written into the decoded tensor, a fresh one: an
+    allocating subtraction of this size costs several times the arithmetic on glibc's allocator
+    (page faults on new memory)."""
+    decoded = vq_decode(state.codebook, codes)
+    return torch.sub(residual, decoded, out=decoded)
 
 
 def rvq_encode(cfg: VQConfig, states: tuple[VQState, ...], x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -49,10 +57,7 @@ def rvq_encode(cfg: VQConfig, states: tuple[VQState, ...], x: torch.Tensor) -> t
         stage_codes = vq_assign(cfg, state, residual)
         codes.append(stage_codes)
         if r + 1 < len(states):  # the last stage's residual is not needed
-            decoded = vq_decode(state.codebook, stage_codes)
-            # into the decoded tensor, a fresh one: an allocating subtraction of this size costs
-            # several times the arithmetic on glibc's allocator (page faults on new memory)
-            residual = torch.sub(residual, decoded, out=decoded)
+            residual = _what_is_left(state, residual, stage_codes)
     return (torch.cat(codes, 1) if len(codes) > 1 else codes[0]), inputs
 
 
