@@ -95,3 +95,26 @@ def format_summary(rows: list[ModuleSummary]) -> str:
 def workloads(net: DecoupledNet) -> list[Workload]:
     """Each module's per-sample workload (stage and head together), for roofline step times."""
     return [Workload(r.stage_macs + r.head_macs, r.stage_activations + r.head_activations, r.stage_params + r.head_params) for r in summarize(net)]
+
+
+def stash_bytes_per_sample(stage: nn.Module, input_shape: tuple[int, ...], *, samples: int = 2) -> int:
+    """Bytes per sample of what autograd saves in `stage`'s training forward for its backward
+    (activations, masks, batch statistics), parameters excluded (a device holds them anyway):
+    measured on a copy with saved-tensor hooks, each storage counted once."""
+    import copy
+
+    probe = copy.deepcopy(stage).train()
+    params = {p.untyped_storage().data_ptr() for p in probe.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    param = next(probe.parameters())
+    x = torch.randn((samples, *input_shape), device=param.device, dtype=param.dtype, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        probe(x)
+    return -(-sum(seen.values()) // samples)

@@ -1,0 +1,231 @@
+"""The plan executor: any `Plan` on the event engine (`dglsim.engine`), in simulated time.
+
+A device runs its actions in plan order, one at a time; an action starts when its device is
+free and every message it needs has arrived. When an action finishes, its output goes to each
+action on another device that needs it, over the directed link between the two devices: one
+message at a time at the link's bandwidth (FIFO), then the link's latency, delivered in order,
+as in `dglsim.sim.pipeline`. Links are full duplex: activations (up) and gradients (down) do
+not queue behind each other.
+
+Durations (`ActionCosts`) derive from the declared cluster's seconds per DGL update T_j of
+module j, the unit every study declares: a stage's forward costs f_j, its backward 2 f_j (the
+input and weight gradients), and DGL's local step, forward + auxiliary head + local backward,
+is T_j = 3 f_j (1 + h_j), h_j the head's share of the stage's multiply-accumulates. So
+f_j = T_j / (3 (1 + h_j)). The last module's forward and backward include its head (the
+classifier). A micro-batch of b samples out of B costs b/B of its action (kernels scale with the
+samples; per-kernel overheads are not modelled). A DNI synthesizer's forward costs s_j = r_j f_j
+(r_j: its multiply-accumulates over the stage's), its update 3 s_j. An update costs nothing
+beside the backward it follows. Every duration is then multiplied by the device's slowdown and
+by a factor drawn from the device's own stream (mean 1: the run's jitter family), one draw per
+action in the device's order.
+
+`work(action)`, when given, runs at the start of each action: training does the action's real
+computation there (dglsim.train.scheduled), in an order the plan's dependencies make valid
+(every action an action needs has finished, hence started, before it). `every = (seconds,
+callback)` calls callback(now) at each multiple of `seconds` while the run goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from dglsim.delays import Constant, DelayModel
+from dglsim.engine import Environment
+from dglsim.errors import InvalidArgument
+from dglsim.schedule.plan import Action, Key, Plan
+
+__all__ = ["ActionCosts", "PlanResult", "run_plan"]
+
+
+@dataclass(frozen=True)
+class ActionCosts:
+    """What each action of each device costs, and what each message weighs."""
+
+    step_seconds: tuple[float, ...]  # T_j: seconds of a DGL update of module j (the declared cluster)
+    head_share: tuple[float, ...] | None = None  # h_j (0 when None)
+    synth_share: tuple[float, ...] | None = None  # r_j for DNI synthesizers (0 when None)
+    slowdown: tuple[float, ...] | None = None  # per device factor (1 when None)
+    jitter: DelayModel = Constant(1.0)  # per action factor, mean 1
+    activation_bytes: tuple[int, ...] = ()  # per sample, what module j sends up (output and label), K-1 of them
+    gradient_bytes: tuple[int, ...] = ()  # per sample, the gradient of module j's output sent down, K-1 of them
+    latency: float = 0.0  # seconds per message on every link
+    bandwidth: float = math.inf  # bytes/s of every link, each direction
+
+    def __post_init__(self) -> None:
+        k = len(self.step_seconds)
+        if k < 1 or not all(isinstance(t, (int, float)) and 0 < t < math.inf for t in self.step_seconds):
+            raise InvalidArgument(f"'step_seconds' of ActionCosts must be one finite real > 0 per module, got {self.step_seconds!r}")
+        for name in ("head_share", "synth_share", "slowdown"):
+            values = getattr(self, name)
+            if values is not None and (len(values) != k or not all(isinstance(v, (int, float)) and 0 <= v < math.inf for v in values)):
+                raise InvalidArgument(f"{name!r} of ActionCosts must be {k} finite reals >= 0, got {values!r}")
+        if self.slowdown is not None and min(self.slowdown) <= 0:
+            raise InvalidArgument(f"'slowdown' of ActionCosts must be {k} reals > 0, got {self.slowdown!r}")
+        for name in ("activation_bytes", "gradient_bytes"):
+            values = getattr(self, name)
+            if values and (len(values) != k - 1 or not all(isinstance(b, int) and b >= 0 for b in values)):
+                raise InvalidArgument(f"{name!r} of ActionCosts must be empty or {k - 1} ints >= 0 (one per link), got {values!r}")
+        if not self.latency >= 0 or not self.bandwidth > 0:
+            raise InvalidArgument(f"'latency' and 'bandwidth' of ActionCosts must be >= 0 and > 0, got {self.latency!r} and {self.bandwidth!r}")
+        if abs(self.jitter.mean - 1.0) > 1e-9:
+            raise InvalidArgument(f"'jitter' of ActionCosts must have mean 1 (a factor on each duration), got a model of mean {self.jitter.mean!r}")
+
+    @property
+    def k(self) -> int:
+        return len(self.step_seconds)
+
+    def forward_seconds(self, j: int) -> float:
+        """f_j: the stage's forward on a whole mini-batch (see the module docstring)."""
+        h = self.head_share[j] if self.head_share else 0.0
+        return self.step_seconds[j] / (3.0 * (1.0 + h))
+
+    def base_seconds(self, a: Action, fraction: float) -> float:
+        """Seconds of action `a` on `fraction` of a mini-batch, before slowdown and jitter."""
+        j = a.device
+        f = self.forward_seconds(j) * fraction
+        if j == self.k - 1 and a.kind in ("forward", "backward", "dni_step", "replay"):
+            f *= 1.0 + (self.head_share[j] if self.head_share else 0.0)  # the classifier is part of the last stage
+        s = f * (self.synth_share[j] if self.synth_share else 0.0)
+        return {"forward": f, "forward_only": f, "backward": 2 * f, "update": 0.0, "replay": 3 * f,
+                "local": self.step_seconds[j] * fraction, "dni_step": 3 * f + s, "synth_update": 3 * s}[a.kind]
+
+    def message_bytes(self, sender: int, receiver: int, samples: int) -> int:
+        if receiver > sender:
+            return self.activation_bytes[sender] * samples if self.activation_bytes else 0
+        return self.gradient_bytes[receiver] * samples if self.gradient_bytes else 0
+
+
+@dataclass
+class PlanResult:
+    plan: Plan
+    actions: np.ndarray  # structured: device, kind, step, micro, start, finish; in start order
+    makespan: float
+    messages: dict[tuple[int, int], tuple[int, int]]  # (from, to) -> (messages, bytes)
+    events: int
+
+    def busy(self) -> np.ndarray:
+        """Seconds each device spent running actions."""
+        out = np.zeros(self.plan.k)
+        np.add.at(out, self.actions["device"], self.actions["finish"] - self.actions["start"])
+        return out
+
+    def bubble(self) -> np.ndarray:
+        """Each device's idle fraction of the makespan (the pipeline bubble)."""
+        return 1.0 - self.busy() / self.makespan if self.makespan > 0 else np.zeros(self.plan.k)
+
+    def times(self) -> dict[Key, tuple[float, float]]:
+        return {(int(r["device"]), str(r["kind"]), int(r["step"]), int(r["micro"])): (float(r["start"]), float(r["finish"])) for r in self.actions}
+
+
+ACTION_DTYPE = np.dtype([("device", "i4"), ("kind", "U12"), ("step", "i8"), ("micro", "i4"), ("start", "f8"), ("finish", "f8")])
+
+
+class _Executor:
+    def __init__(self, plan: Plan, costs: ActionCosts, seed: int, work, every) -> None:
+        if costs.k != plan.k:
+            raise InvalidArgument(f"'costs' of run_plan must describe the plan's {plan.k} devices, got {costs.k}")
+        self.plan, self.costs, self.work, self.every = plan, costs, work, every
+        self.env = Environment()
+        k = plan.k
+        # one stream of factors per device, spawned from the seed as the pipeline's compute streams
+        # are (dglsim.sim.streams), so device j's draws are common to every method of a seed
+        seeds = np.random.SeedSequence(seed).spawn(k)
+        self.factor = [costs.jitter.stream(np.random.default_rng(s)) for s in seeds]
+        self.slow = costs.slowdown or (1.0,) * k
+        self.pc = [0] * k
+        self.busy = [False] * k
+        self.arrived: list[set[Key]] = [set() for _ in range(k)]
+        self.fraction = self._fractions()
+        # who needs each action's output: producer key -> consumer devices
+        self.consumers: dict[Key, list[int]] = {}
+        for device in plan.devices:
+            for a in device:
+                for need in a.needs:
+                    self.consumers.setdefault(need, []).append(a.device)
+        self.link_busy: dict[tuple[int, int], float] = {}
+        self.last_arrival: dict[tuple[int, int], float] = {}
+        self.messages: dict[tuple[int, int], list[int]] = {}
+        self.rows: list[tuple] = []
+
+    def _fractions(self) -> dict[tuple[int, int], float]:
+        """(step, micro) -> fraction of the mini-batch, from the plan's forward stashes."""
+        out = {}
+        for h in self.plan.holds:
+            if h.what == "stash" and h.start[1] == "forward":
+                out[(h.start[2], h.start[3])] = h.samples / self.plan.batch
+        return out
+
+    def _try_start(self, j: int) -> None:
+        device = self.plan.devices[j]
+        if self.busy[j] or self.pc[j] == len(device):
+            return
+        a = device[self.pc[j]]
+        arrived = self.arrived[j]
+        for need in a.needs:
+            if need not in arrived:
+                return
+        now = self.env.now
+        self.busy[j] = True
+        if self.work is not None:
+            self.work(a)
+        fraction = self.fraction.get((a.step, a.micro), 1.0) if a.kind in ("forward", "backward") else 1.0
+        duration = self.costs.base_seconds(a, fraction) * self.slow[j] * self.factor[j]()
+        self.rows.append((j, a.kind, a.step, a.micro, now, now + duration))
+        self.env.schedule(duration, self._finish, j, a)
+
+    def _finish(self, j: int, a: Action) -> None:
+        now = self.env.now
+        self.busy[j] = False
+        self.pc[j] += 1
+        fraction = self.fraction.get((a.step, a.micro), 1.0)
+        for to in self.consumers.get(a.key, ()):
+            self._send(j, to, a.key, round(fraction * self.plan.batch))
+        self._try_start(j)
+
+    def _send(self, sender: int, receiver: int, key: Key, samples: int) -> None:
+        link = (sender, receiver)
+        size = self.costs.message_bytes(sender, receiver, samples)
+        count = self.messages.setdefault(link, [0, 0])
+        count[0] += 1
+        count[1] += size
+        sent = max(self.env.now, self.link_busy.get(link, 0.0)) + size / self.costs.bandwidth
+        self.link_busy[link] = sent
+        arrival = max(self.last_arrival.get(link, 0.0), sent + self.costs.latency)
+        self.last_arrival[link] = arrival
+        self.env.schedule_at(arrival, self._arrive, receiver, key)
+
+    def _arrive(self, j: int, key: Key) -> None:
+        self.arrived[j].add(key)
+        self._try_start(j)
+
+    def _tick(self, n: int) -> None:
+        if self.env.peek() == math.inf:
+            return
+        interval, callback = self.every
+        callback(self.env.now)
+        self.env.schedule_at((n + 1) * interval, self._tick, n + 1)
+
+    def run(self) -> PlanResult:
+        if self.every is not None:
+            self.env.schedule_at(self.every[0], self._tick, 1)
+        for j in range(self.plan.k):
+            self.env.schedule(0.0, self._try_start, j)
+        self.env.run()
+        stuck = [j for j in range(self.plan.k) if self.pc[j] < len(self.plan.devices[j])]
+        if stuck:  # check_plan rules this out; a plan built by hand may still get here
+            raise InvalidArgument(f"plan {self.plan.method!r} stopped with devices {stuck} waiting: run check_plan on it for the reason")
+        actions = np.array(self.rows, dtype=ACTION_DTYPE) if self.rows else np.zeros(0, dtype=ACTION_DTYPE)
+        makespan = float(actions["finish"].max()) if len(actions) else 0.0
+        return PlanResult(self.plan, actions, makespan, {link: (c[0], c[1]) for link, c in self.messages.items()}, self.env.processed)
+
+
+def run_plan(plan: Plan, costs: ActionCosts, *, seed: int = 0, work: Callable[[Action], None] | None = None,
+             every: tuple[float, Callable[[float], None]] | None = None) -> PlanResult:
+    """Execute `plan` in simulated time under `costs`; see the module docstring."""
+    if every is not None and not every[0] > 0:
+        raise InvalidArgument(f"'every' period of run_plan must be > 0, got {every[0]!r}")
+    return _Executor(plan, costs, seed, work, every).run()
