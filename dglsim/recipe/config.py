@@ -22,6 +22,7 @@ from dglsim.errors import InvalidArgument
 from dglsim.limits import check_limit
 from dglsim.models.decoupled import NetworkSpec
 from dglsim.quant import FAMILIES, QuantConfig, VQConfig
+from dglsim.schedule import MICRO_BATCHED, PLANS
 from dglsim.train.methods import METHODS, TrainConfig
 from dglsim.train.optim import OptimConfig
 
@@ -30,14 +31,19 @@ __all__ = ["RunConfig", "parse_assignment", "METHOD_CHOICES", "PIPELINES", "DATA
 DATASETS = ("cifar10", "imagenette")
 # "simulated": DGL with its updates ordered by the pipeline simulator; "distributed": real
 # multi-process DGL on torch.distributed (dglsim.ranks), one rank per module; "timing": the
-# simulated schedule alone (no training, no data), for studies of clusters too large to train on
-METHOD_CHOICES = (*METHODS, "simulated", "distributed", "timing")
+# simulated schedule alone (no training, no data), for studies of clusters too large to train on;
+# "scheduled": a method's plan (`schedule`: GPipe, 1F1B, DDG, features replay, DNI, cDNI, DGL,
+# greedy; dglsim.schedule) executed in simulated time with its real updates
+METHOD_CHOICES = (*METHODS, "simulated", "distributed", "timing", "scheduled")
 PIPELINES = ("sync", "async", "paper")
 # lognormal_straggler: lognormal jitter, and with probability straggler_q a step straggler_factor slower
 JITTER_FAMILIES = ("constant", "lognormal", "straggler", "lognormal_straggler")
 ALLREDUCE_ALGORITHMS = ("ring", "tree")  # dglsim.sim.collectives
 # keys renamed so that one concept has one name; the old ones are read, with a warning, for one release
 RENAMED = {"delay": "compute_jitter"}
+# keys added after stores were written: at their default they are left out of the key's digest,
+# so a config that does not use them keeps the key it had (and its stored results)
+ADDED_KEYS = {"schedule": None, "micro_batches": 1}
 _NETWORK_KEYS = tuple(f.name for f in dataclasses.fields(NetworkSpec))
 _OPTIM_KEYS = tuple(f.name for f in dataclasses.fields(OptimConfig))
 _TRAIN_KEYS = ("epochs", "batch_size", "eval_every", "ensemble")
@@ -129,6 +135,9 @@ class RunConfig:
     replicas: int = 1
     allreduce: str = "ring"
     steps: int = 2000  # method "timing": updates per module
+    # method "scheduled": which plan (dglsim.schedule.PLANS), and micro-batches per mini-batch (gpipe, 1f1b)
+    schedule: str | None = None
+    micro_batches: int = 1
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
         "method": one_of(METHOD_CHOICES),
@@ -180,6 +189,8 @@ class RunConfig:
         "replicas": int_at_least(1),
         "allreduce": one_of(ALLREDUCE_ALGORITHMS),
         "steps": int_at_least(1),
+        "schedule": optional(one_of(tuple(PLANS))),
+        "micro_batches": int_at_least(1),
     }
 
     def __post_init__(self) -> None:
@@ -211,6 +222,17 @@ class RunConfig:
         if self.method == "timing" and self.theory:
             raise InvalidArgument("'theory' of RunConfig must be false with method 'timing' (no training), got true")
         self._check_cluster()
+        self._check_schedule()
+
+    def _check_schedule(self) -> None:
+        if (self.method == "scheduled") != (self.schedule is not None):
+            raise InvalidArgument(f"'schedule' of RunConfig must name a plan of {list(PLANS)} when method is 'scheduled', and be None otherwise, "
+                                  f"got {self.schedule!r} with method {self.method!r}")
+        if self.micro_batches != 1 and self.schedule not in MICRO_BATCHED:
+            raise InvalidArgument(f"'micro_batches' of RunConfig must be 1 unless schedule is one of {list(MICRO_BATCHED)} (the others take whole mini-batches), "
+                                  f"got {self.micro_batches!r} with schedule {self.schedule!r}")
+        if self.micro_batches > self.batch_size:
+            raise InvalidArgument(f"'micro_batches' of RunConfig must be at most batch_size = {self.batch_size} (a micro-batch holds a sample), got {self.micro_batches!r}")
 
     def _check_plain_sgd(self) -> None:
         """The proofs analyze theta_{t+1} = theta_t - eta_t g_t with E[g_t | F_t] the gradient of the
@@ -257,7 +279,8 @@ class RunConfig:
         """A stable digest of the full config (the results store's primary key). It digests the
         keys under their former names, so that a store written before a rename still resumes."""
         former = {new: old for old, new in RENAMED.items()}
-        return hashlib.sha256(json.dumps({former.get(k, k): v for k, v in self.as_dict().items()}, sort_keys=True).encode()).hexdigest()[:20]
+        digested = {former.get(k, k): v for k, v in self.as_dict().items() if not (k in ADDED_KEYS and v == ADDED_KEYS[k])}
+        return hashlib.sha256(json.dumps(digested, sort_keys=True).encode()).hexdigest()[:20]
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:

@@ -1,11 +1,11 @@
 """Rows that every kind of run reports alike (simulated and real ranks): per-epoch training
-losses and each module's updates against its budget."""
+losses, each module's updates against its budget, and each device's memory and idle time."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["loss_rows", "updates_rows", "stopped_short"]
+__all__ = ["loss_rows", "updates_rows", "stopped_short", "device_rows"]
 
 
 def loss_rows(losses: dict[int, np.ndarray], per_epoch: int) -> list[dict]:
@@ -28,3 +28,11 @@ def stopped_short(rows: list[dict]) -> dict[int, int]:
     """The modules of a run's rows that made fewer updates than planned: {module: updates}."""
     planned = next((r["value"] for r in rows if r["metric"] == "planned_updates"), None)
     return {r["module"]: r["value"] for r in rows if r["metric"] == "updates" and planned is not None and r["value"] < planned}
+
+
+def device_rows(peaks: list[int], idle: list[float], static: tuple[int, ...]) -> list[dict]:
+    """Per device: peak memory, the part that is parameters and optimizer state, and the idle
+    fraction of the run (the bubble): rows every method reports alike."""
+    return ([{"module": j, "metric": "peak_memory_bytes", "value": int(b)} for j, b in enumerate(peaks)]
+            + [{"module": j, "metric": "static_memory_bytes", "value": int(b)} for j, b in enumerate(static)]
+            + [{"module": j, "metric": "idle_fraction", "value": float(f)} for j, f in enumerate(idle)])

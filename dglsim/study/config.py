@@ -3,7 +3,8 @@
 A study file has a `[base]` table of run settings, a `[grid]` table whose lists are the axes
 swept (or several `[[grid]]` tables: the runs are the union of their products, for sweeps whose
 axes only make sense together, such as K for vector quantization only), an optional `[reference]` table (one extra run per seed, e.g. synchronous DGL beside an
-asynchronous sweep), an optional `[launcher]` table (where runs execute: dglsim.study.launch), and `[profiles.smoke|default|paper]` tables that override the base (a
+asynchronous sweep), an optional `[launcher]` table (where runs execute: dglsim.study.launch), an optional `[report]`
+table (settings of the study's report, such as a target accuracy; a value may be a table by profile), and `[profiles.smoke|default|paper]` tables that override the base (a
 list for a grid key replaces that axis; `seeds` sets the profile's number of seeds).
 `--set key=value` overrides any key last. Every key is a field of `RunConfig`; an unknown key or a bad value is
 an InvalidArgument naming the key, the rule and the value, raised before any run starts.
@@ -51,6 +52,19 @@ class StudySpec:
     path: Path
     reference: dict[str, Any] | None = None  # settings of one extra run per seed, outside the grid
     launcher: dict[str, Any] = field(default_factory=dict)  # the [launcher] table: options of the launchers (dglsim.study.launch)
+    report: dict[str, Any] = field(default_factory=dict)  # the [report] table: settings of the study's report, not of its runs
+
+    def report_settings(self, profile: str) -> dict[str, Any]:
+        """The [report] table for `profile`: a value given as a table by profile takes the
+        profile's entry (or its "default" entry)."""
+        out = {}
+        for key, value in self.report.items():
+            if isinstance(value, dict):
+                if profile not in value and "default" not in value:
+                    raise InvalidArgument(f"report setting {key!r} in {self.path} must have an entry for profile {profile!r} or 'default', got {value!r}")
+                value = value.get(profile, value.get("default"))
+            out[key] = value
+        return out
 
     @property
     def grid(self) -> dict[str, list[Any]]:
@@ -136,14 +150,14 @@ def load_study(name: str) -> StudySpec:
             doc = tomllib.load(f)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InvalidArgument(f"study file {str(path)!r} must be readable TOML: {exc}") from exc
-    known = {"description", "seeds", "base", "grid", "profiles", "reference", "launcher"}
+    known = {"description", "seeds", "base", "grid", "profiles", "reference", "launcher", "report"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise InvalidArgument(f"unknown table or key {unknown[0]!r} in {path}; known: {sorted(known)}")
     bad_profiles = sorted(set(doc.get("profiles", {})) - set(PROFILES))
     if bad_profiles:
         raise InvalidArgument(f"profile {bad_profiles[0]!r} in {path} must be one of {list(PROFILES)}")
-    for table in ("base", "profiles", "reference", "launcher"):
+    for table in ("base", "profiles", "reference", "launcher", "report"):
         if table in doc and not isinstance(doc[table], dict):
             raise InvalidArgument(f"{table!r} in {path} must be a table, got {doc[table]!r}")
     for profile, settings in doc.get("profiles", {}).items():
@@ -152,7 +166,8 @@ def load_study(name: str) -> StudySpec:
     grids = _grids(doc.get("grid", {}), f"'grid' in {path}")
     profiles = {name: settings | ({"grid": _grids(settings["grid"], f"'grid' of profile {name!r} in {path}")} if "grid" in settings else {})
                 for name, settings in doc.get("profiles", {}).items()}
-    return StudySpec(name, doc.get("description", ""), doc.get("base", {}), grids, profiles, doc.get("seeds", 1), path, doc.get("reference"), doc.get("launcher", {}))
+    return StudySpec(name, doc.get("description", ""), doc.get("base", {}), grids, profiles, doc.get("seeds", 1), path, doc.get("reference"), doc.get("launcher", {}),
+                     doc.get("report", {}))
 
 
 def _grids(value: Any, where: str) -> list[dict[str, list[Any]]]:

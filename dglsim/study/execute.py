@@ -24,7 +24,7 @@ def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None =
 
     on_steps(done, total) is called as updates complete (for progress display). With
     `checkpoint`, the epoch-loop methods save their state after every epoch and resume from it;
-    simulated and distributed runs have no epoch boundary and ignore it (they restart).
+    simulated, scheduled and distributed runs have no epoch boundary and ignore it (they restart).
     """
     start = time.perf_counter()
     if cfg.method == "timing":  # a schedule alone: no data, no training
@@ -34,7 +34,7 @@ def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None =
     net = build_network(cfg.network_spec(), seed=cfg.seed).to(device)
     tcfg = cfg.train_config()
     train, test = train_loader(cfg, train_set), test_loader(test_set)
-    if cfg.method in ("simulated", "distributed"):  # every module makes its own epochs x batches updates
+    if cfg.method in ("simulated", "distributed", "scheduled"):  # every module makes its own epochs x batches updates
         total = net.k * tcfg.epochs * len(train)
     else:
         total = total_steps(cfg.method, net.k, len(train), tcfg)
@@ -51,6 +51,10 @@ def execute_run(cfg: RunConfig, *, on_steps: Callable[[int, int], None] | None =
         from dglsim.study.simulated import run_simulated
 
         rows, extra = run_simulated(cfg, net, train, test, progress)
+    elif cfg.method == "scheduled":
+        from dglsim.study.scheduled import run_scheduled
+
+        rows, extra = run_scheduled(cfg, net, train, test, progress)
     elif cfg.method == "distributed":
         from dglsim.study.distributed import run_distributed
 

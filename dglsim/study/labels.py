@@ -6,7 +6,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-__all__ = ["quantizer", "pipeline", "setting", "progress"]
+__all__ = ["quantizer", "pipeline", "setting", "progress", "method"]
+
+# how each scheduled plan is named in figures (dglsim.schedule.PLANS)
+SCHEDULE_NAMES = {"gpipe": "GPipe", "1f1b": "1F1B", "ddg": "DDG", "features_replay": "features replay", "dni": "DNI", "cdni": "cDNI",
+                  "dgl": "DGL sync (plan)", "greedy": "sequential greedy"}
 
 
 def _get(run: Any, key: str) -> Any:
@@ -69,6 +73,19 @@ def jitter(run: Any) -> str:
     return text
 
 
+def method(run: Any) -> str:
+    """The training method: DGL and its pipeline mode (simulated), a scheduled plan (with its
+    micro-batches), or an epoch-loop method."""
+    name = _get(run, "method")
+    if name == "simulated":
+        return f"DGL {_get(run, 'pipeline')}"
+    if name == "scheduled":
+        schedule = _get(run, "schedule")
+        m = int(_optional(run, "micro_batches", 1))
+        return SCHEDULE_NAMES[schedule] + (f" m={m}" if m > 1 else "")
+    return str(name)
+
+
 def progress(cfg: Any) -> str:
     """One run as the study's progress line names it."""
     if cfg.method == "timing":
@@ -77,4 +94,6 @@ def progress(cfg: Any) -> str:
         return f"real and simulated {setting(cfg, k=True)} seed {cfg.seed}"
     if cfg.method == "simulated":
         return f"{setting(cfg)} M={cfg.buffer} {cfg.policy} seed {cfg.seed}"
+    if cfg.method == "scheduled":
+        return f"{method(cfg)}" + (f" slowdown {cfg.slowdown:g}" if cfg.slowdown != 1 else "") + f" seed {cfg.seed}"
     return f"{cfg.method} seed {cfg.seed}"

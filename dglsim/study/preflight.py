@@ -46,6 +46,9 @@ def check_runs(runs: list[RunConfig]) -> None:
             rates = [1.0 / (cfg.slowdown if j == cfg.slowed else 1.0) for j in range(cfg.k)]
             updates = cfg.epochs * (images // cfg.batch_size)
             check_limit("global_steps", updates * sum(rates) / min(rates), f"the paper-mode run of slowdown {cfg.slowdown!r} {_where(cfg)}")
+        if cfg.schedule in ("dni", "cdni") and any(len(s) != 3 for s in shapes[:-1]):
+            raise InvalidArgument(f"'schedule' {cfg.schedule!r} of RunConfig needs every module but the last to output a feature map (C, H, W) for its "
+                                  f"convolutional synthesizer, got output shapes {shapes[:-1]} {_where(cfg)}")
         if cfg.quant == "vq":
             for j, (channels, *_) in enumerate(shapes[:-1]):
                 if channels % cfg.groups:

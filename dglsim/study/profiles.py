@@ -48,7 +48,7 @@ def resolve_compute_times(runs: list[RunConfig], store: ResultsStore, *, log=pri
 
     resolved, used = [], {}
     for cfg in runs:
-        if cfg.method != "simulated" or cfg.cluster != "profile" or cfg.compute_time is not None:
+        if cfg.method not in ("simulated", "scheduled") or cfg.cluster != "profile" or cfg.compute_time is not None:
             resolved.append(cfg)
             continue
         key = _profile_key(cfg)

@@ -6,13 +6,16 @@ report of their own get the generic one (per-module learning curves by method).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
+from dglsim.errors import InvalidArgument
 from dglsim.study.figures import INTERVAL_CELL, final_table, latex_table, per_module_curves, save_figure
 from dglsim.study.quant_reports import quant_sweep_report
+from dglsim.study.race_reports import method_race_report
 from dglsim.study.scale_reports import straggler_scale_report
 from dglsim.study.sim_reports import sim_vs_real_report
 from dglsim.study.stats import METHOD, paired_differences, resolution_clause
@@ -59,10 +62,19 @@ REPORTS: dict[str, Report] = {
     "theory_bounds": theory_bounds_report,
     "sim_vs_real": sim_vs_real_report,
     "straggler_scale": straggler_scale_report,
+    "method_race": method_race_report,
 }
 
 
-def write_report(study: str, results: pd.DataFrame, out: Path, caption: str) -> list[Path]:
+def write_report(study: str, results: pd.DataFrame, out: Path, caption: str, settings: dict | None = None) -> list[Path]:
+    """results.csv and the study's report; `settings` (the study's [report] table) go to the
+    report function as keyword arguments (an unknown one is an error of the study file)."""
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / "results.csv", index=False)
-    return [out / "results.csv"] + REPORTS.get(study, learning_curves_report)(results, out, caption)
+    report = REPORTS.get(study, learning_curves_report)
+    settings = settings or {}
+    takes = [p for p in inspect.signature(report).parameters][3:]
+    unknown = sorted(set(settings) - set(takes))
+    if unknown:
+        raise InvalidArgument(f"the [report] table of study {study!r} sets {unknown}; its report takes {takes or 'no settings'}")
+    return [out / "results.csv"] + report(results, out, caption, **settings)

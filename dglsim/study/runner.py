@@ -45,7 +45,7 @@ def cluster_clause(runs: list[RunConfig], profiles: list[dict] | None = None) ->
     update stands for, and the links; None when no run is simulated."""
     clauses = []
     for cfg in runs:
-        if cfg.method not in ("simulated", "timing"):
+        if cfg.method not in ("simulated", "timing", "scheduled"):
             continue
         links = link_times(cfg.link, cfg.latency, cfg.bandwidth)[2]
         if cfg.method == "timing":  # each run's K changes its module times: say what they stand for, once
@@ -224,7 +224,7 @@ def _run_locked(spec: StudySpec, runs: list[RunConfig], profile: str, overrides:
     done_keys = [k for k in by_key if k in store.done_keys()]
     outputs: list[Path] = []
     if done_keys:
-        outputs = write_report(spec.name, store.results(done_keys), out, caption_for(spec, profile, runs, overrides, profiles))
+        outputs = write_report(spec.name, store.results(done_keys), out, caption_for(spec, profile, runs, overrides, profiles), spec.report_settings(profile))
     failures_csv = out / "failures.csv"
     if len(failures):
         failures.to_csv(failures_csv, index=False)

@@ -13,9 +13,10 @@ from dglsim.models.decoupled import DecoupledNet
 from dglsim.recipe.cluster import cluster_times, expected_length, pipeline_spec
 from dglsim.recipe.codecs import expected_link_bytes, link_codecs
 from dglsim.recipe.config import RunConfig
-from dglsim.recipe.rows import loss_rows, updates_rows
+from dglsim.recipe.rows import device_rows, loss_rows, updates_rows
 from dglsim.sim import PipelineSpec
-from dglsim.sim.metrics import distribution
+from dglsim.recipe.schedule import device_memory
+from dglsim.sim.metrics import distribution, summarize_trace
 from dglsim.theory.staleness import async_staleness_bound
 from dglsim.theory.training import estimate_assumptions, train_with_snapshots, training_probe
 from dglsim.train.simulated import batch_payload_bytes, train_simulated
@@ -58,6 +59,14 @@ def _reference_state(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test
     return copy.deepcopy(net.state_dict())
 
 
+def _peak_memory(cfg: RunConfig, net: DecoupledNet, batch: int, buffer_bytes: list[int]) -> list[int]:
+    """Each device's peak: what a DGL plan's device holds (parameters, optimizer state, one local
+    step's stash; dglsim.recipe.schedule) plus the peak of its input queue or replay buffer.
+    An upper bound: the stash and the buffer's peak may not coincide."""
+    memory = device_memory(cfg, net, "dgl")
+    return [memory.static[j] + batch * memory.per_sample["stash"][j] + buffer_bytes[j] for j in range(net.k)]
+
+
 def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: BatchLoader, progress=None) -> tuple[list[dict], dict]:
     """Train `net` under `cfg`'s simulated cluster; returns (tidy rows, provenance additions)."""
     tcfg = cfg.train_config()
@@ -82,6 +91,8 @@ def run_simulated(cfg: RunConfig, net: DecoupledNet, train: BatchLoader, test: B
     rows += [{"link": j, "metric": "publication_drift", "publication": i + 1, "value": d} for j, c in enumerate(codecs or []) for i, d in enumerate(c.drift)]
     rows.append({"metric": "makespan", "value": run.result.makespan})
     rows += [{"module": j, "metric": "buffer_bytes", "value": b} for j, b in enumerate(run.buffer_bytes)]
+    rows += device_rows(_peak_memory(cfg, net, tcfg.batch_size, run.buffer_bytes), [w["idle_fraction"] for w in summarize_trace(run.result.trace, net.k)["workers"]],
+                        device_memory(cfg, net, "dgl").static)
     rows += [{"module": j, "metric": "compute_time_s", "value": t} for j, t in enumerate(base)]
     rows += updates_rows(run.result.updates, spec.steps)
     links = link_times(cfg.link, cfg.latency, cfg.bandwidth)[2]

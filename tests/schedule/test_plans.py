@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from dglsim.delays import Constant, gamma
+from dglsim.delays import gamma
 from dglsim.errors import InvalidArgument
 from dglsim.schedule import MICRO_BATCHED, PLANS, Action, ActionCosts, DeviceMemory, Plan, PlanError, build_plan, check_plan, describe, peak_memory, run_plan
 from dglsim.sim import simulate, spec_from_dict
@@ -175,7 +175,7 @@ def test_bad_plan_arguments_are_named(bad, match):
 @pytest.mark.parametrize("bad,match", [
     (dict(step_seconds=(0.0, T)), "'step_seconds' of ActionCosts must be one finite real > 0 per module"),
     (dict(slowdown=(1.0,)), "'slowdown' of ActionCosts must be 2 finite reals >= 0"),
-    (dict(jitter=Constant(2.0)), "'jitter' of ActionCosts must have mean 1"),
+    (dict(jitter=2.0), "'jitter' of ActionCosts must be a delay model"),
     (dict(activation_bytes=(1, 2)), "'activation_bytes' of ActionCosts must be empty or 1 ints >= 0"),
     (dict(bandwidth=0.0), "'latency' and 'bandwidth' of ActionCosts must be >= 0 and > 0"),
 ])
