@@ -14,8 +14,9 @@ FORBIDDEN = {
     "dglsim.recipe": {"dglsim.study", "dglsim.ranks"},
     "dglsim.ranks": {"dglsim.study"},
     "dglsim.sim": {"dglsim.study", "dglsim.ranks", "dglsim.recipe", "dglsim.train"},
+    "dglsim.schedule": {"dglsim.study", "dglsim.ranks", "dglsim.recipe", "dglsim.train", "dglsim.sim"},
 }
-TORCH_FREE = ("dglsim.sim", "dglsim.engine", "dglsim.delays", "dglsim.buffers", "dglsim.cluster", "dglsim.limits", "dglsim.errors")
+TORCH_FREE = ("dglsim.sim", "dglsim.schedule", "dglsim.engine", "dglsim.delays", "dglsim.buffers", "dglsim.cluster", "dglsim.limits", "dglsim.errors")
 
 
 def _modules() -> dict[str, Path]:

@@ -71,10 +71,14 @@ def write_report(study: str, results: pd.DataFrame, out: Path, caption: str, set
     report function as keyword arguments (an unknown one is an error of the study file)."""
     out.mkdir(parents=True, exist_ok=True)
     results.to_csv(out / "results.csv", index=False)
-    report = REPORTS.get(study, learning_curves_report)
-    settings = settings or {}
-    takes = [p for p in inspect.signature(report).parameters][3:]
+    check_report_settings(study, settings or {})
+    return [out / "results.csv"] + REPORTS.get(study, learning_curves_report)(results, out, caption, **(settings or {}))
+
+
+def check_report_settings(study: str, settings: dict) -> None:
+    """Raise InvalidArgument unless the study's report takes every setting of its [report] table
+    (checked before any run starts)."""
+    takes = list(inspect.signature(REPORTS.get(study, learning_curves_report)).parameters)[3:]
     unknown = sorted(set(settings) - set(takes))
     if unknown:
         raise InvalidArgument(f"the [report] table of study {study!r} sets {unknown}; its report takes {takes or 'no settings'}")
-    return [out / "results.csv"] + report(results, out, caption, **settings)

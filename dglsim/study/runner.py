@@ -25,7 +25,7 @@ from dglsim.study.launch import LauncherOptions, default_threads, inbox, make_la
 from dglsim.study.launch.work import RunJob
 from dglsim.study.preflight import check_runs
 from dglsim.study.profiles import resolve_compute_times
-from dglsim.study.reports import write_report
+from dglsim.study.reports import check_report_settings, write_report
 from dglsim.study.store import ResultsStore, driver_lock
 
 __all__ = ["StudyOutcome", "run_study", "caption_for"]
@@ -149,6 +149,7 @@ def run_study(
     """
     runs = spec.runs(profile, overrides or {}, seeds)
     check_runs(runs)  # every run, before the first starts
+    check_report_settings(spec.name, spec.report_settings(profile))
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise InvalidArgument(f"'--jobs' must be an int >= 1, got {jobs!r}")
     options = LauncherOptions.from_dict(spec.launcher | (launcher_options or {}))

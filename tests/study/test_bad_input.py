@@ -55,6 +55,20 @@ CASES = [
     (GOOD, ["--set", "classes=5"], "'classes' of RunConfig must be the 10 classes of cifar10, got 5"),
     (GOOD, ["--set", "seed=1", "--seeds", "2"], "'seed' and '--seeds' must not both be given"),
     (GOOD, ["--set", "seed=[1, 1]"], "'seed' must be an int >= 0 or a list of distinct ones"),
+    # scheduled methods (dglsim.schedule)
+    (GOOD.replace('method = ["dgl"]', 'method = ["scheduled"]'), [], "'schedule' of RunConfig must name a plan of"),
+    (GOOD.replace('method = ["dgl"]', 'method = ["scheduled"]'), ["--set", "schedule=pipedream"], "'schedule' of RunConfig must be None or one of"),
+    (GOOD.replace('method = ["dgl"]', 'method = ["scheduled"]'), ["--set", "schedule=ddg", "--set", "micro_batches=2"],
+     "'micro_batches' of RunConfig must be 1 unless schedule is one of ['gpipe', '1f1b']"),
+    (GOOD.replace('method = ["dgl"]', 'method = ["scheduled"]'), ["--set", "schedule=gpipe", "--set", "micro_batches=11"],
+     "'micro_batches' of RunConfig must be at most batch_size = 10"),
+    (GOOD, ["--set", "schedule=gpipe"], "'schedule' of RunConfig must name a plan of"),
+    (GOOD + "[report]
+target = 0.5
+", [], "its report takes"),
+    (GOOD + "[report]
+target_accuracy = {paper = 0.5}
+", [], "report setting 'target_accuracy'"),
     # declared limits on work (dglsim.limits)
     (GOOD, ["--set", "evals=100000000"], "'evals' of RunConfig must be <= 1,000 evaluations"),
     (GOOD.replace('method = ["dgl"]', 'method = ["simulated"]'), ["--set", "pipeline=paper", "--set", "slowdown=1e-300"], "global steps"),
