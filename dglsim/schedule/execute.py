@@ -42,6 +42,11 @@ from dglsim.schedule.plan import Action, Key, Plan
 __all__ = ["ActionCosts", "PlanResult", "run_plan"]
 
 
+# each kind's seconds in forwards f and synthesizer forwards s (DGL's local step is T itself)
+_F = {"forward": 1, "forward_only": 1, "backward": 2, "update": 0, "replay": 3, "local": 0, "dni_step": 3, "synth_update": 0}
+_S = {"forward": 0, "forward_only": 0, "backward": 0, "update": 0, "replay": 0, "local": 0, "dni_step": 1, "synth_update": 3}
+
+
 @dataclass(frozen=True)
 class ActionCosts:
     """What each action of each device costs, and what each message weighs."""
@@ -91,8 +96,7 @@ class ActionCosts:
         if j == self.k - 1 and a.kind in ("forward", "backward", "dni_step", "replay"):
             f *= 1.0 + (self.head_share[j] if self.head_share else 0.0)  # the classifier is part of the last stage
         s = f * (self.synth_share[j] if self.synth_share else 0.0)
-        return {"forward": f, "forward_only": f, "backward": 2 * f, "update": 0.0, "replay": 3 * f,
-                "local": self.step_seconds[j] * fraction, "dni_step": 3 * f + s, "synth_update": 3 * s}[a.kind]
+        return f * _F[a.kind] + s * _S[a.kind] + self.step_seconds[j] * fraction * (a.kind == "local")
 
     def message_bytes(self, sender: int, receiver: int, samples: int) -> int:
         if receiver > sender:
@@ -136,17 +140,23 @@ class _Executor:
         # are (dglsim.sim.streams), so device j's draws are common to every method of a seed
         seeds = np.random.SeedSequence(seed).spawn(k)
         self.factor = [costs.jitter.stream(np.random.default_rng(s)) for s in seeds]
-        self.slow = costs.slowdown or (1.0,) * k
+        slow = costs.slowdown or (1.0,) * k
         self.pc = [0] * k
         self.busy = [False] * k
         self.arrived: list[set[Key]] = [set() for _ in range(k)]
-        self.fraction = self._fractions()
+        fraction = self._fractions()
         # who needs each action's output: producer key -> consumer devices
-        self.consumers: dict[Key, list[int]] = {}
+        consumers: dict[Key, list[int]] = {}
         for device in plan.devices:
             for a in device:
                 for need in a.needs:
-                    self.consumers.setdefault(need, []).append(a.device)
+                    consumers.setdefault(need, []).append(a.device)
+        # per device and plan position, computed once (the hot path only looks them up): the
+        # action's seconds before jitter, and the messages its finish sends (receiver, bytes)
+        self.seconds = [[costs.base_seconds(a, fraction.get((a.step, a.micro), 1.0) if a.kind in ("forward", "backward") else 1.0) * slow[j]
+                         for a in plan.devices[j]] for j in range(k)]
+        self.sends = [[tuple((to, costs.message_bytes(j, to, round(fraction.get((a.step, a.micro), 1.0) * plan.batch))) for to in consumers[a.key])
+                       if a.key in consumers else () for a in plan.devices[j]] for j in range(k)]
         self.link_busy: dict[tuple[int, int], float] = {}
         self.last_arrival: dict[tuple[int, int], float] = {}
         self.messages: dict[tuple[int, int], list[int]] = {}
@@ -161,35 +171,33 @@ class _Executor:
         return out
 
     def _try_start(self, j: int) -> None:
-        device = self.plan.devices[j]
-        if self.busy[j] or self.pc[j] == len(device):
+        device, i = self.plan.devices[j], self.pc[j]
+        if self.busy[j] or i == len(device):
             return
-        a = device[self.pc[j]]
-        arrived = self.arrived[j]
-        for need in a.needs:
-            if need not in arrived:
-                return
+        a = device[i]
+        if a.needs:
+            arrived = self.arrived[j]
+            for need in a.needs:
+                if need not in arrived:
+                    return
         now = self.env.now
         self.busy[j] = True
         if self.work is not None:
             self.work(a)
-        fraction = self.fraction.get((a.step, a.micro), 1.0) if a.kind in ("forward", "backward") else 1.0
-        duration = self.costs.base_seconds(a, fraction) * self.slow[j] * self.factor[j]()
+        duration = self.seconds[j][i] * self.factor[j]()
         self.rows.append((j, a.kind, a.step, a.micro, now, now + duration))
         self.env.schedule(duration, self._finish, j, a)
 
     def _finish(self, j: int, a: Action) -> None:
-        now = self.env.now
         self.busy[j] = False
+        sends = self.sends[j][self.pc[j]]
         self.pc[j] += 1
-        fraction = self.fraction.get((a.step, a.micro), 1.0)
-        for to in self.consumers.get(a.key, ()):
-            self._send(j, to, a.key, round(fraction * self.plan.batch))
+        for to, size in sends:
+            self._send(j, to, a.key, size)
         self._try_start(j)
 
-    def _send(self, sender: int, receiver: int, key: Key, samples: int) -> None:
+    def _send(self, sender: int, receiver: int, key: Key, size: int) -> None:
         link = (sender, receiver)
-        size = self.costs.message_bytes(sender, receiver, samples)
         count = self.messages.setdefault(link, [0, 0])
         count[0] += 1
         count[1] += size

@@ -14,8 +14,8 @@ from dglsim.recipe.cluster import cluster_times, expected_length, pipeline_spec
 from dglsim.recipe.codecs import expected_link_bytes, link_codecs
 from dglsim.recipe.config import RunConfig
 from dglsim.recipe.rows import device_rows, loss_rows, updates_rows
-from dglsim.sim import PipelineSpec
 from dglsim.recipe.schedule import device_memory
+from dglsim.sim import PipelineSpec
 from dglsim.sim.metrics import distribution, summarize_trace
 from dglsim.theory.staleness import async_staleness_bound
 from dglsim.theory.training import estimate_assumptions, train_with_snapshots, training_probe

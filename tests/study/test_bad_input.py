@@ -63,12 +63,8 @@ CASES = [
     (GOOD.replace('method = ["dgl"]', 'method = ["scheduled"]'), ["--set", "schedule=gpipe", "--set", "micro_batches=11"],
      "'micro_batches' of RunConfig must be at most batch_size = 10"),
     (GOOD, ["--set", "schedule=gpipe"], "'schedule' of RunConfig must name a plan of"),
-    (GOOD + "[report]
-target = 0.5
-", [], "its report takes"),
-    (GOOD + "[report]
-target_accuracy = {paper = 0.5}
-", [], "report setting 'target_accuracy'"),
+    (GOOD + "[report]\ntarget = 0.5\n", [], "its report takes"),
+    (GOOD + "[report]\ntarget_accuracy = {paper = 0.5}\n", [], "report setting 'target_accuracy'"),
     # declared limits on work (dglsim.limits)
     (GOOD, ["--set", "evals=100000000"], "'evals' of RunConfig must be <= 1,000 evaluations"),
     (GOOD.replace('method = ["dgl"]', 'method = ["simulated"]'), ["--set", "pipeline=paper", "--set", "slowdown=1e-300"], "global steps"),
@@ -177,8 +173,12 @@ def test_a_renamed_key_is_read_with_a_warning_and_keeps_the_store_key(studies):
     assert old == new and old.key() == new.key()
     import hashlib
     import json
-    former = {("delay" if k == "compute_jitter" else k): v for k, v in new.as_dict().items()}
+    from dglsim.recipe.config import ADDED_KEYS
+
+    # keys added later are left out of the digest at their default, so the key is the one stored before them
+    former = {("delay" if k == "compute_jitter" else k): v for k, v in new.as_dict().items() if k not in ADDED_KEYS}
     assert new.key() == hashlib.sha256(json.dumps(former, sort_keys=True).encode()).hexdigest()[:20]
+    assert RunConfig(method="scheduled", schedule="gpipe").key() != RunConfig(method="scheduled", schedule="1f1b").key()
     with pytest.warns(FutureWarning):
         assert [r.compute_jitter for r in load_study("tiny").runs("default", {"delay": "straggler"})] == ["straggler"]
     with warnings.catch_warnings(), pytest.raises(InvalidArgument, match="'delay' and 'compute_jitter' in test must not both be given"):

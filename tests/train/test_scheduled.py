@@ -103,7 +103,7 @@ def _two_module_reference(replay: bool) -> torch.nn.Module:
     s0, s1, head = net.stages[0], net.stages[1], net.heads[1]
     train_loader, _ = _loaders()
     batches = list(train_loader.epoch(0))
-    saved_w0, pending = None, None  # (x, weights of its forward) and the gradient device 1 sent
+    pending = None  # (x, weights of its forward, the gradient device 1 sent for it)
     net.train()
     for t in range(len(batches) + 1):
         if t < len(batches):
