@@ -8,36 +8,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dglsim.data import BatchLoader, ImageSet
 from dglsim.errors import InvalidArgument
 from dglsim.models import NetworkSpec, build_network
 from dglsim.schedule import ActionCosts, build_plan
 from dglsim.train import OptimConfig, TrainConfig, train
 from dglsim.train.optim import set_lr
 from dglsim.train.scheduled import train_scheduled
+from tests.train.test_simulated import _loaders, _params  # the same tiny CIFAR-shaped data
 
 NET = NetworkSpec(arch="authors_cnn", k=3, width=4, head="mlp", head_width=8, input_shape=(3, 8, 8))
 CFG = TrainConfig(epochs=3, batch_size=16, optim=OptimConfig(lr=0.05, lr_decay_every=1))
 PLAIN = TrainConfig(epochs=1, batch_size=16, optim=OptimConfig(lr=0.05, momentum=0.0, weight_decay=0.0))
 PER_EPOCH = 4  # 64 images / batch 16
 COSTS = ActionCosts((0.01, 0.02, 0.01))
-
-
-def _data():
-    g = torch.Generator().manual_seed(0)
-    labels = torch.arange(64) % 10
-    images = torch.randint(0, 256, (64, 3, 8, 8), generator=g, dtype=torch.uint8)
-    images[:, 0] = (labels * 25).to(torch.uint8)[:, None, None]
-    return ImageSet(images, labels, tuple(map(str, range(10))), (0.5,) * 3, (0.25,) * 3)
-
-
-def _loaders():
-    data = _data()
-    return BatchLoader(data, 16, shuffle=True, augment=True, seed=0, drop_last=True), BatchLoader(data, 32, shuffle=False, augment=False)
-
-
-def _params(net):
-    return torch.cat([p.detach().flatten() for p in net.parameters()])
 
 
 def _accumulated_backprop(m: int, *, update_every_micro: bool = False):
