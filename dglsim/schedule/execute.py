@@ -143,7 +143,12 @@ class _Executor:
         slow = costs.slowdown or (1.0,) * k
         self.pc = [0] * k
         self.busy = [False] * k
-        self.arrived: list[set[Key]] = [set() for _ in range(k)]
+        # actions by number (plan order, device after device): the hot path hashes ints, not keys
+        number = {a.key: n for n, a in enumerate(a for device in plan.devices for a in device)}
+        # a message is action n's output going up (2n + 1) or down (2n): an output may go both ways (DNI)
+        self.needs = [[tuple(2 * number[need] + (j > need[0]) for need in a.needs) for a in device] for j, device in enumerate(plan.devices)]
+        self.number = [[number[a.key] for a in device] for device in plan.devices]
+        self.arrived = bytearray(2 * len(number))  # arrived[m]: message m is at the device that needs it
         fraction = self._fractions()
         # who needs each action's output: producer key -> consumer devices
         consumers: dict[Key, list[int]] = {}
@@ -175,11 +180,10 @@ class _Executor:
         if self.busy[j] or i == len(device):
             return
         a = device[i]
-        if a.needs:
-            arrived = self.arrived[j]
-            for need in a.needs:
-                if need not in arrived:
-                    return
+        arrived = self.arrived
+        for need in self.needs[j][i]:
+            if not arrived[need]:
+                return
         now = self.env.now
         self.busy[j] = True
         if self.work is not None:
@@ -190,13 +194,13 @@ class _Executor:
 
     def _finish(self, j: int, a: Action) -> None:
         self.busy[j] = False
-        sends = self.sends[j][self.pc[j]]
-        self.pc[j] += 1
-        for to, size in sends:
-            self._send(j, to, a.key, size)
+        i = self.pc[j]
+        self.pc[j] = i + 1
+        for to, size in self.sends[j][i]:
+            self._send(j, to, 2 * self.number[j][i] + (to > j), size)
         self._try_start(j)
 
-    def _send(self, sender: int, receiver: int, key: Key, size: int) -> None:
+    def _send(self, sender: int, receiver: int, message: int, size: int) -> None:
         link = (sender, receiver)
         count = self.messages.setdefault(link, [0, 0])
         count[0] += 1
@@ -205,10 +209,10 @@ class _Executor:
         self.link_busy[link] = sent
         arrival = max(self.last_arrival.get(link, 0.0), sent + self.costs.latency)
         self.last_arrival[link] = arrival
-        self.env.schedule_at(arrival, self._arrive, receiver, key)
+        self.env.schedule_at(arrival, self._arrive, receiver, message)
 
-    def _arrive(self, j: int, key: Key) -> None:
-        self.arrived[j].add(key)
+    def _arrive(self, j: int, message: int) -> None:
+        self.arrived[message] = 1
         self._try_start(j)
 
     def _tick(self, n: int) -> None:
