@@ -31,7 +31,7 @@ def test_list_names_the_studies():
 @pytest.mark.parametrize(("args", "message"), [
     (["--set", "k=0"], "'k' of NetworkSpec must be an int >= 1, got 0"),
     (["--set", "lr=-1.0"], "'lr' of OptimConfig must be a finite real > 0, got -1.0"),
-    (["--set", "method=sgd"], "'method' of RunConfig must be one of ['dgl', 'greedy', 'backprop', 'simulated', 'distributed', 'timing'], got 'sgd'"),
+    (["--set", "method=sgd"], "'method' of RunConfig must be one of ['dgl', 'greedy', 'backprop', 'simulated', 'distributed', 'timing', 'scheduled'], got 'sgd'"),
     (["--set", "widht=32"], "unknown key 'widht'"),
     (["--set", "width"], "'--set' must be key=value, got 'width'"),
     (["--seeds", "0"], "'--seeds' must be an int >= 1, got 0"),
