@@ -173,6 +173,7 @@ def test_a_renamed_key_is_read_with_a_warning_and_keeps_the_store_key(studies):
     assert old == new and old.key() == new.key()
     import hashlib
     import json
+
     from dglsim.recipe.config import ADDED_KEYS
 
     # keys added later are left out of the digest at their default, so the key is the one stored before them
