@@ -163,19 +163,17 @@ def test_a_simulated_run_that_stops_short_under_max_reuse_says_so(studies, tmp_p
 
 def test_a_renamed_key_is_read_with_a_warning_and_keeps_the_store_key(studies):
     """`delay` became `compute_jitter`: the old name gives the same run, keyed as before the rename."""
+    import hashlib
+    import json
     import warnings
 
+    from dglsim.recipe.config import ADDED_KEYS
     from dglsim.study import RunConfig
 
     with pytest.warns(FutureWarning, match="'delay' in test is now 'compute_jitter'"):
         old = RunConfig.from_dict({"method": "simulated", "delay": "lognormal"}, where="test")
     new = RunConfig(method="simulated", compute_jitter="lognormal")
     assert old == new and old.key() == new.key()
-    import hashlib
-    import json
-
-    from dglsim.recipe.config import ADDED_KEYS
-
     # keys added later are left out of the digest at their default, so the key is the one stored before them
     former = {("delay" if k == "compute_jitter" else k): v for k, v in new.as_dict().items() if k not in ADDED_KEYS}
     assert new.key() == hashlib.sha256(json.dumps(former, sort_keys=True).encode()).hexdigest()[:20]
