@@ -43,7 +43,7 @@ ALLREDUCE_ALGORITHMS = ("ring", "tree")  # dglsim.sim.collectives
 RENAMED = {"delay": "compute_jitter"}
 # keys added after stores were written: at their default they are left out of the key's digest,
 # so a config that does not use them keeps the key it had (and its stored results)
-ADDED_KEYS = {"schedule": None, "micro_batches": 1}
+ADDED_KEYS = {"schedule": None, "micro_batches": 1, "optimizer": "sgd"}
 _NETWORK_KEYS = tuple(f.name for f in dataclasses.fields(NetworkSpec))
 _OPTIM_KEYS = tuple(f.name for f in dataclasses.fields(OptimConfig))
 _TRAIN_KEYS = ("epochs", "batch_size", "eval_every", "ensemble")
@@ -79,6 +79,7 @@ class RunConfig:
     epochs: int = TrainConfig.epochs
     batch_size: int = TrainConfig.batch_size
     eval_every: int = TrainConfig.eval_every
+    optimizer: str = OptimConfig.optimizer  # sgd | adam (momentum is Adam's beta1)
     lr: float = OptimConfig.lr
     momentum: float = OptimConfig.momentum
     weight_decay: float = OptimConfig.weight_decay
@@ -236,9 +237,9 @@ class RunConfig:
 
     def _check_plain_sgd(self) -> None:
         """The proofs analyze theta_{t+1} = theta_t - eta_t g_t with E[g_t | F_t] the gradient of the
-        loss the estimates measure (on the whole training set): momentum, weight decay and
+        loss the estimates measure (on the whole training set): Adam, momentum, weight decay and
         augmentation would each make the run something the bounds do not speak of."""
-        for name, plain in (("momentum", 0.0), ("weight_decay", 0.0), ("augment", False)):
+        for name, plain in (("optimizer", "sgd"), ("momentum", 0.0), ("weight_decay", 0.0), ("augment", False)):
             if getattr(self, name) != plain:
                 raise InvalidArgument(f"'{name}' of RunConfig must be {plain!r} when theory is true (the proofs analyze plain SGD on the training set's loss), got {getattr(self, name)!r}")
 

@@ -1,8 +1,12 @@
-"""Per-module SGD and its step schedule.
+"""Per-module optimizers (SGD or Adam) and their step schedule.
 
 The paper's CIFAR settings: SGD with momentum 0.9, weight decay 5e-4, learning rate 0.1
-multiplied by 0.2 every 15 epochs. The schedule is a pure function of the epoch, so a run
-holds no scheduler state and each module may keep its own epoch count (asynchronous modes).
+multiplied by 0.2 every 15 epochs. Its DNI comparison (after Jaderberg et al. 2017, appendix
+C.1) trains every method with Adam at a constant 3e-5 (eugenium/DGL, dni_comparisons/): Adam's
+first-moment decay beta1 is `momentum` (0.9, Adam's usual value, by default), beta2 is 0.999,
+and weight decay is the L2 term torch.optim.Adam adds to the gradient. The schedule is a pure
+function of the epoch, so a run holds no scheduler state and each module may keep its own
+epoch count (asynchronous modes).
 """
 
 from __future__ import annotations
@@ -12,11 +16,17 @@ from typing import ClassVar, Iterable
 
 import torch
 
-from dglsim.constraints import Constraint, boolean, int_at_least, positive_real, real_in, validate_fields
+from dglsim.constraints import Constraint, boolean, int_at_least, one_of, positive_real, real_in, validate_fields
+from dglsim.errors import InvalidArgument
+
+
+OPTIMIZERS = ("sgd", "adam")
+ADAM_BETA2 = 0.999  # torch's and Kingma & Ba's default; the DNI comparison keeps it
 
 
 @dataclass(frozen=True)
 class OptimConfig:
+    optimizer: str = "sgd"  # "sgd" | "adam"
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -28,8 +38,9 @@ class OptimConfig:
     reset_on_decay: bool = False
 
     CONSTRAINTS: ClassVar[dict[str, Constraint]] = {
+        "optimizer": one_of(OPTIMIZERS),
         "lr": positive_real(),
-        "momentum": real_in(0.0, 1.0, high_open=True),
+        "momentum": real_in(0.0, 1.0, high_open=True),  # SGD's momentum; Adam's beta1
         "weight_decay": real_in(0.0, 1.0),
         "lr_decay": real_in(0.0, 1.0, low_open=True),
         "lr_decay_every": int_at_least(1),
@@ -39,12 +50,16 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         validate_fields(self, self.CONSTRAINTS)
+        if self.optimizer == "adam" and self.nesterov:
+            raise InvalidArgument("'nesterov' of OptimConfig must be False when optimizer is 'adam' (Adam has no Nesterov variant here), got True")
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate during (0-indexed) `epoch`."""
         return self.lr * self.lr_decay ** (epoch // self.lr_decay_every)
 
-    def make(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.SGD:
+    def make(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        if self.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.lr, betas=(self.momentum, ADAM_BETA2), weight_decay=self.weight_decay)
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, nesterov=self.nesterov)
 
 
