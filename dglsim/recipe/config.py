@@ -43,7 +43,7 @@ ALLREDUCE_ALGORITHMS = ("ring", "tree")  # dglsim.sim.collectives
 RENAMED = {"delay": "compute_jitter"}
 # keys added after stores were written: at their default they are left out of the key's digest,
 # so a config that does not use them keeps the key it had (and its stored results)
-ADDED_KEYS = {"schedule": None, "micro_batches": 1, "optimizer": "sgd"}
+ADDED_KEYS = {"schedule": None, "micro_batches": 1, "optimizer": "sgd", "lr_milestones": None}
 _NETWORK_KEYS = tuple(f.name for f in dataclasses.fields(NetworkSpec))
 _OPTIM_KEYS = tuple(f.name for f in dataclasses.fields(OptimConfig))
 _TRAIN_KEYS = ("epochs", "batch_size", "eval_every", "ensemble")
@@ -85,6 +85,7 @@ class RunConfig:
     weight_decay: float = OptimConfig.weight_decay
     lr_decay: float = OptimConfig.lr_decay
     lr_decay_every: int = OptimConfig.lr_decay_every
+    lr_milestones: tuple[int, ...] | None = OptimConfig.lr_milestones
     nesterov: bool = OptimConfig.nesterov
     reset_on_decay: bool = OptimConfig.reset_on_decay
     ensemble: str = TrainConfig.ensemble

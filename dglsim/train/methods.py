@@ -85,6 +85,8 @@ def train_dgl(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cfg: Tra
     if start:
         progress(start * len(train))
     for epoch in range(start, cfg.epochs):
+        if cfg.optim.reset_on_decay and cfg.optim.starts_decay(epoch):
+            optimizers = [cfg.optim.make(net.module_parameters(j)) for j in range(net.k)]
         for opt in optimizers:
             set_lr(opt, cfg.optim.lr_at(epoch))
         net.train()
@@ -114,6 +116,8 @@ def train_greedy(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cfg: 
         for i in range(j):  # frozen prefix: eval-mode BN, no gradients
             net.stages[i].eval().requires_grad_(False)
         for epoch in range(first_epoch if j == first_module else 0, cfg.epochs):
+            if cfg.optim.reset_on_decay and cfg.optim.starts_decay(epoch):
+                optimizer = cfg.optim.make(net.module_parameters(j))
             set_lr(optimizer, cfg.optim.lr_at(epoch))
             net.stages[j].train()
             net.heads[j].train()
@@ -142,6 +146,8 @@ def train_backprop(net: DecoupledNet, train: BatchLoader, test: BatchLoader, cfg
     if start:
         progress(start * len(train))
     for epoch in range(start, cfg.epochs):
+        if cfg.optim.reset_on_decay and cfg.optim.starts_decay(epoch):
+            optimizer = cfg.optim.make(params)
         set_lr(optimizer, cfg.optim.lr_at(epoch))
         net.train()
         loss_sum = torch.zeros(())

@@ -56,3 +56,34 @@ def test_the_optimizer_key_leaves_stored_keys_alone_at_its_default():
     """Configs written before the key existed keep their key (and their stored results)."""
     assert RunConfig().key() == RunConfig(optimizer="sgd").key()
     assert RunConfig(optimizer="adam").key() != RunConfig().key()
+
+
+def test_milestones_decay_the_rate_from_each_listed_epoch():
+    cfg = OptimConfig(lr=0.01, lr_decay=0.1, lr_milestones=(149, 224))
+    assert [cfg.lr_at(e) for e in (0, 148, 149, 223, 224, 299)] == pytest.approx([0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4])
+    assert [e for e in range(300) if cfg.starts_decay(e)] == [149, 224]
+    assert [e for e in range(50) if OptimConfig(lr_decay_every=15).starts_decay(e)] == [15, 30, 45]
+    with pytest.raises(InvalidArgument, match="'lr_decay_every' of OptimConfig must be left at its default 15 when lr_milestones is set"):
+        OptimConfig(lr_milestones=(10,), lr_decay_every=5)
+    with pytest.raises(InvalidArgument, match="'lr_milestones' of OptimConfig must be None or a tuple of ints >= 1, strictly increasing"):
+        OptimConfig(lr_milestones=(20, 10))
+
+
+@pytest.mark.parametrize("method", ["dgl", "greedy", "backprop"])
+def test_epoch_loops_start_a_fresh_optimizer_at_each_decay_when_asked(method):
+    """reset_on_decay changes the weights only when a decay falls inside the run (the control:
+    a run whose rate never decays gives the same weights with and without it)."""
+    from dglsim.models import NetworkSpec, build_network
+    from dglsim.train import TrainConfig, train
+    from tests.train.test_methods import _loaders, _params, _toy
+
+    spec = NetworkSpec(arch="authors_cnn", k=2, width=4, head="mlp", head_width=8, input_shape=(3, 8, 8))
+
+    def weights(every: int, reset: bool) -> torch.Tensor:
+        net = build_network(spec, seed=3)
+        cfg = TrainConfig(epochs=2, batch_size=16, optim=OptimConfig(lr=0.05, lr_decay=0.5, lr_decay_every=every, reset_on_decay=reset))
+        train(method, net, *_loaders(_toy()), cfg)
+        return _params(net.stages)
+
+    assert not torch.equal(weights(1, True), weights(1, False))
+    assert torch.equal(weights(5, True), weights(5, False))
