@@ -14,6 +14,7 @@ import pandas as pd
 
 from dglsim.errors import InvalidArgument
 from dglsim.study.figures import INTERVAL_CELL, final_table, latex_table, per_module_curves, save_figure
+from dglsim.study.paper_reports import paper_tables_report
 from dglsim.study.quant_reports import quant_sweep_report
 from dglsim.study.race_reports import method_race_report
 from dglsim.study.scale_reports import straggler_scale_report
@@ -63,6 +64,7 @@ REPORTS: dict[str, Report] = {
     "sim_vs_real": sim_vs_real_report,
     "straggler_scale": straggler_scale_report,
     "method_race": method_race_report,
+    "paper_tables": paper_tables_report,
 }
 
 

@@ -75,7 +75,10 @@ def caption_for(spec: StudySpec, profile: str, runs: list[RunConfig], overrides:
     grid = merge_axes(spec.settings(profile, overrides or {})[1])
     swept = [f"{key} {values}" for key, values in grid.items()]
     if swept:
-        partial = any(len(grid[key]) < len(spec.grid[key]) for key in grid)
+        # against the grids the profile runs: its own ([[profiles.NAME.grid]]) when it has them
+        own = spec.profiles.get(profile, {}).get("grid")
+        full = merge_axes(spec.settings(profile, {})[1]) if own is not None else spec.grid
+        partial = any(len(grid[key]) < len(full[key]) for key in grid)
         caption += "; " + ", ".join(swept) + (" (part of the study's grid)" if partial else "")
     cluster = cluster_clause(runs, profiles)
     return caption + (f"; {cluster}" if cluster else "")
