@@ -143,29 +143,46 @@ class _Executor:
         slow = costs.slowdown or (1.0,) * k
         self.pc = [0] * k
         self.busy = [False] * k
-        # actions by number (plan order, device after device): the hot path hashes ints, not keys
-        number = {a.key: n for n, a in enumerate(a for device in plan.devices for a in device)}
-        # a message is action n's output going up (2n + 1) or down (2n): an output may go both ways (DNI)
-        self.needs = [[tuple(2 * number[need] + (j > need[0]) for need in a.needs) for a in device] for j, device in enumerate(plan.devices)]
-        self.number = [[number[a.key] for a in device] for device in plan.devices]
-        self.arrived = bytearray(2 * len(number))  # arrived[m]: message m is at the device that needs it
+        wiring = plan.wiring  # the plan's dependencies as numbers, worked out once per plan
+        self.offset, self.needs = wiring.offset, wiring.needs
+        receivers = wiring.receivers
+        self.arrived = bytearray(2 * plan.actions())  # arrived[m]: message m is at the device that needs it
         fraction = self._fractions()
-        # who needs each action's output: producer key -> consumer devices
-        consumers: dict[Key, list[int]] = {}
-        for device in plan.devices:
-            for a in device:
-                for need in a.needs:
-                    consumers.setdefault(need, []).append(a.device)
-        # per device and plan position, computed once (the hot path only looks them up): the
-        # action's seconds before jitter, and the messages its finish sends (receiver, bytes)
-        self.seconds = [[costs.base_seconds(a, fraction.get((a.step, a.micro), 1.0) if a.kind in ("forward", "backward") else 1.0) * slow[j]
-                         for a in plan.devices[j]] for j in range(k)]
-        self.sends = [[tuple((to, costs.message_bytes(j, to, round(fraction.get((a.step, a.micro), 1.0) * plan.batch))) for to in consumers[a.key])
-                       if a.key in consumers else () for a in plan.devices[j]] for j in range(k)]
-        self.link_busy: dict[tuple[int, int], float] = {}
-        self.last_arrival: dict[tuple[int, int], float] = {}
-        self.messages: dict[tuple[int, int], list[int]] = {}
-        self.rows: list[tuple] = []
+        self.links = wiring.links
+        link_id = {link: n for n, link in enumerate(self.links)}
+        # per device and plan position, computed once (and each distinct value once): the action's
+        # seconds before jitter, and the messages its finish sends as (receiver, bytes, link, message)
+        self.seconds, self.sends = [], []
+        for j, device in enumerate(plan.devices):
+            seconds: dict[tuple[str, float] | str, float] = {}  # a cost depends on the device
+            sizes: dict[tuple[int, float], int] = {}
+            device_seconds, device_sends = [], []
+            for n, a in enumerate(device, start=self.offset[j]):
+                # without micro-batches every action is on the whole mini-batch: its kind is its cost
+                share = fraction.get((a.step, a.micro), 1.0) if fraction else 1.0
+                cost = (a.kind, share if a.kind in ("forward", "backward") else 1.0) if fraction else a.kind
+                duration = seconds.get(cost)
+                if duration is None:
+                    duration = seconds[cost] = costs.base_seconds(a, cost[1] if fraction else 1.0) * slow[j]
+                device_seconds.append(duration)
+                tos = receivers.get(n)
+                if tos is None:
+                    device_sends.append(())
+                    continue
+                sends = []
+                for to in tos:
+                    size = sizes.get((to, share))
+                    if size is None:
+                        size = sizes[(to, share)] = costs.message_bytes(j, to, round(share * plan.batch))
+                    sends.append((to, size, link_id[(j, to)], 2 * n + (to > j)))
+                device_sends.append(tuple(sends))
+            self.seconds.append(device_seconds)
+            self.sends.append(device_sends)
+        self.link_busy = [0.0] * len(self.links)  # when each link finishes its queued transfers
+        self.last_arrival = [0.0] * len(self.links)  # when the last message on each link arrives
+        self.start = [0.0] * plan.actions()
+        self.finish = [0.0] * plan.actions()
+        self.order: list[int] = []  # action numbers in start order
 
     def _fractions(self) -> dict[tuple[int, int], float]:
         """(step, micro) -> fraction of the mini-batch, from the plan's forward stashes."""
@@ -176,10 +193,9 @@ class _Executor:
         return out
 
     def _try_start(self, j: int) -> None:
-        device, i = self.plan.devices[j], self.pc[j]
-        if self.busy[j] or i == len(device):
+        i = self.pc[j]
+        if self.busy[j] or i == len(self.seconds[j]):
             return
-        a = device[i]
         arrived = self.arrived
         for need in self.needs[j][i]:
             if not arrived[need]:
@@ -187,29 +203,27 @@ class _Executor:
         now = self.env.now
         self.busy[j] = True
         if self.work is not None:
-            self.work(a)
-        duration = self.seconds[j][i] * self.factor[j]()
-        self.rows.append((j, a.kind, a.step, a.micro, now, now + duration))
-        self.env.schedule(duration, self._finish, j, a)
+            self.work(self.plan.devices[j][i])
+        n = self.offset[j] + i
+        finish = now + self.seconds[j][i] * self.factor[j]()
+        self.start[n] = now
+        self.finish[n] = finish
+        self.order.append(n)
+        self.env.schedule_at(finish, self._finish, j)
 
-    def _finish(self, j: int, a: Action) -> None:
+    def _finish(self, j: int) -> None:
         self.busy[j] = False
         i = self.pc[j]
         self.pc[j] = i + 1
-        for to, size in self.sends[j][i]:
-            self._send(j, to, 2 * self.number[j][i] + (to > j), size)
+        env, bandwidth, latency = self.env, self.costs.bandwidth, self.costs.latency
+        for to, size, link, message in self.sends[j][i]:
+            # one message at a time at the link's bandwidth (FIFO), then its latency; in order
+            sent = max(env.now, self.link_busy[link]) + size / bandwidth
+            self.link_busy[link] = sent
+            arrival = max(self.last_arrival[link], sent + latency)
+            self.last_arrival[link] = arrival
+            env.schedule_at(arrival, self._arrive, to, message)
         self._try_start(j)
-
-    def _send(self, sender: int, receiver: int, message: int, size: int) -> None:
-        link = (sender, receiver)
-        count = self.messages.setdefault(link, [0, 0])
-        count[0] += 1
-        count[1] += size
-        sent = max(self.env.now, self.link_busy.get(link, 0.0)) + size / self.costs.bandwidth
-        self.link_busy[link] = sent
-        arrival = max(self.last_arrival.get(link, 0.0), sent + self.costs.latency)
-        self.last_arrival[link] = arrival
-        self.env.schedule_at(arrival, self._arrive, receiver, message)
 
     def _arrive(self, j: int, message: int) -> None:
         self.arrived[message] = 1
@@ -222,6 +236,17 @@ class _Executor:
         callback(self.env.now)
         self.env.schedule_at((n + 1) * interval, self._tick, n + 1)
 
+    def _messages(self) -> dict[tuple[int, int], tuple[int, int]]:
+        """(sender, receiver) -> (messages, bytes): every action sends its messages once, so the
+        counts follow from the plan."""
+        count = {link: [0, 0] for link in self.links}
+        for j, device in enumerate(self.sends):
+            for sends in device:
+                for to, size, _, _ in sends:
+                    count[(j, to)][0] += 1
+                    count[(j, to)][1] += size
+        return {link: (c[0], c[1]) for link, c in count.items()}
+
     def run(self) -> PlanResult:
         if self.every is not None:
             self.env.schedule_at(self.every[0], self._tick, 1)
@@ -231,9 +256,18 @@ class _Executor:
         stuck = [j for j in range(self.plan.k) if self.pc[j] < len(self.plan.devices[j])]
         if stuck:  # check_plan rules this out; a plan built by hand may still get here
             raise InvalidArgument(f"plan {self.plan.method!r} stopped with devices {stuck} waiting: run check_plan on it for the reason")
-        actions = np.array(self.rows, dtype=ACTION_DTYPE) if self.rows else np.zeros(0, dtype=ACTION_DTYPE)
+        flat = [a for device in self.plan.devices for a in device]
+        order = np.array(self.order, dtype=np.int64)
+        actions = np.zeros(len(order), dtype=ACTION_DTYPE)
+        if len(order):
+            actions["device"] = np.array([a.device for a in flat], dtype=np.int32)[order]
+            actions["kind"] = np.array([a.kind for a in flat], dtype="U12")[order]
+            actions["step"] = np.array([a.step for a in flat], dtype=np.int64)[order]
+            actions["micro"] = np.array([a.micro for a in flat], dtype=np.int32)[order]
+            actions["start"] = np.array(self.start)[order]
+            actions["finish"] = np.array(self.finish)[order]
         makespan = float(actions["finish"].max()) if len(actions) else 0.0
-        return PlanResult(self.plan, actions, makespan, {link: (c[0], c[1]) for link, c in self.messages.items()}, self.env.processed)
+        return PlanResult(self.plan, actions, makespan, self._messages(), self.env.processed)
 
 
 def run_plan(plan: Plan, costs: ActionCosts, *, seed: int = 0, work: Callable[[Action], None] | None = None,

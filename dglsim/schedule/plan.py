@@ -20,10 +20,11 @@ would deadlock never reaches the engine. `describe` prints a plan, one line per 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from dglsim.errors import InvalidArgument
 
-__all__ = ["KINDS", "HOLDS", "Key", "Action", "Hold", "Plan", "PlanError", "check_plan", "describe"]
+__all__ = ["KINDS", "HOLDS", "Key", "Action", "Hold", "Plan", "Wiring", "PlanError", "check_plan", "describe"]
 
 # forward: a stage's forward that keeps its graph (its saved activations) for a backward;
 # backward: the backward of a kept forward with a gradient that came from the next device (or the loss);
@@ -86,6 +87,48 @@ class Plan:
 
     def index(self) -> dict[Key, Action]:
         return {a.key: a for device in self.devices for a in device}
+
+    @cached_property
+    def wiring(self) -> "Wiring":
+        """The plan's dependencies as numbers, computed on first use and kept: a plan is not
+        changed once it runs (every run of it, whatever its costs and seed, shares this)."""
+        return Wiring.of(self)
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """A plan's dependencies as numbers, what the executor's hot path indexes: action n is
+    device j's action i with n = offset[j] + i (plan order, device after device); message
+    2n + 1 is action n's output going up, 2n its output going down (an output may go both
+    ways: DNI); needs[j][i] are the messages device j's action i waits for; receivers[n] the
+    devices action n sends to; links the directed (sender, receiver) pairs that carry any."""
+
+    offset: list[int]
+    needs: list[list[tuple[int, ...]]]
+    receivers: dict[int, list[int]]
+    links: list[tuple[int, int]]
+
+    @classmethod
+    def of(cls, plan: "Plan") -> "Wiring":
+        offset = [0] * plan.k
+        for j in range(1, plan.k):
+            offset[j] = offset[j - 1] + len(plan.devices[j - 1])
+        number = dict(zip((a.key for device in plan.devices for a in device), range(plan.actions())))
+        needs: list[list[tuple[int, ...]]] = []
+        receivers: dict[int, list[int]] = {}
+        links: set[tuple[int, int]] = set()
+        for j, device in enumerate(plan.devices):
+            waits: list[tuple[int, ...]] = []
+            for a in device:
+                messages = []
+                for need in a.needs:
+                    producer = number[need]
+                    messages.append(2 * producer + (j > need[0]))
+                    receivers.setdefault(producer, []).append(j)
+                    links.add((need[0], j))
+                waits.append(tuple(messages))
+            needs.append(waits)
+        return cls(offset, needs, receivers, sorted(links))
 
 
 def check_plan(plan: Plan) -> None:

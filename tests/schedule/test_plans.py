@@ -195,3 +195,17 @@ def test_head_and_synthesizer_shares_set_the_durations():
     assert costs.base_seconds(Action(0, "synth_update", 0), 1.0) == pytest.approx(3 * 0.25 * f)
     assert costs.base_seconds(Action(0, "local", 0), 0.5) == pytest.approx(0.015)
     assert math.isclose(costs.base_seconds(Action(0, "update", 0), 1.0), 0.0)
+
+
+@pytest.mark.parametrize("method", ["1f1b", "dni"])
+def test_a_plan_wired_once_runs_as_a_fresh_one_under_other_costs_and_seeds(method):
+    """The wiring (dependencies as numbers) is worked out once per plan and shared by its runs: a
+    reused plan gives, run for run, the same actions, times and messages as a freshly built one."""
+    plan = build_plan(method, 3, 6, 48, 4 if method in MICRO_BATCHED else 1)
+    wiring = plan.wiring
+    for seed, costs in ((0, ActionCosts((T,) * 3, jitter=gamma(1.0, cv=0.3))),
+                        (5, ActionCosts((T, 2 * T, T), activation_bytes=(100, 100), gradient_bytes=(100, 100), latency=1e-3, bandwidth=1e4))):
+        reused = run_plan(plan, costs, seed=seed)
+        fresh = run_plan(build_plan(method, 3, 6, 48, 4 if method in MICRO_BATCHED else 1), costs, seed=seed)
+        assert np.array_equal(reused.actions, fresh.actions) and reused.messages == fresh.messages
+    assert plan.wiring is wiring
