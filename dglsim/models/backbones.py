@@ -50,10 +50,14 @@ def authors_buffer_cnn(in_channels: int, width: int = 32) -> list[nn.Module]:
 
 def dni_cnn(in_channels: int, width: int = 128) -> list[nn.Module]:
     """The 3-layer CNN of the DNI comparison (Jaderberg et al. 2017, appendix C.1): three
-    conv5x5 (128, resolution preserving)+BN+ReLU layers, each followed by 3x3 max-pool stride 2."""
+    conv5x5 (128, resolution preserving)+BN+ReLU layers, the first followed by 3x3 max-pooling,
+    the others by 3x3 average pooling. The paper leaves the pooling stride open; we take the
+    authors' comparison code's (eugenium/DGL, dni_comparisons/: stride 3, PyTorch's default),
+    which takes 32x32 inputs to 10x10, 3x3 and 1x1."""
     units, cin = [], in_channels
-    for _ in range(3):
-        units.append(_conv_unit(cin, width, kernel=5, post_pool=nn.MaxPool2d(3, stride=2, padding=1)))
+    for layer in range(3):
+        pool = nn.MaxPool2d(3) if layer == 0 else nn.AvgPool2d(3)
+        units.append(_conv_unit(cin, width, kernel=5, post_pool=pool))
         cin = width
     return units
 
