@@ -20,6 +20,12 @@ by a factor drawn from the device's own stream (the run's jitter family around a
 `dglsim.recipe.cluster.compute_model` makes it around a module's base time), one draw per action
 in the device's order.
 
+`capacity`, when given, bounds each link's activations as synchronous DGL's queues are bounded
+(`dglsim.sim.pipeline`, sync mode): a link holds at most `capacity` activations sent and not yet
+taken by a started action, counting those in transit; a device whose output would exceed it
+holds the output and starts nothing until its receiver takes one (back-pressure). Gradients
+are not bounded. The DGL plan with capacity M is sync DGL with queues of M.
+
 `work(action)`, when given, runs at the start of each action: training does the action's real
 computation there (dglsim.train.scheduled), in an order the plan's dependencies make valid
 (every action an action needs has finished, hence started, before it). `every = (seconds,
@@ -130,10 +136,10 @@ ACTION_DTYPE = np.dtype([("device", "i4"), ("kind", "U12"), ("step", "i8"), ("mi
 
 
 class _Executor:
-    def __init__(self, plan: Plan, costs: ActionCosts, seed: int, work, every) -> None:
+    def __init__(self, plan: Plan, costs: ActionCosts, seed: int, work, every, capacity: int | None) -> None:
         if costs.k != plan.k:
             raise InvalidArgument(f"'costs' of run_plan must describe the plan's {plan.k} devices, got {costs.k}")
-        self.plan, self.costs, self.work, self.every = plan, costs, work, every
+        self.plan, self.costs, self.work, self.every, self.capacity = plan, costs, work, every, capacity
         self.env = Environment()
         k = plan.k
         # one stream of factors per device, spawned from the seed as the pipeline's compute streams
@@ -180,6 +186,15 @@ class _Executor:
             self.sends.append(device_sends)
         self.link_busy = [0.0] * len(self.links)  # when each link finishes its queued transfers
         self.last_arrival = [0.0] * len(self.links)  # when the last message on each link arrives
+        # back-pressure (capacity): activations sent on each link and not yet taken by an action
+        # that started, each device's output held while the link into its receiver is full, and
+        # per action the (producer, link) of each activation it takes
+        self.occupied = [0] * len(self.links)
+        self.held: list[tuple | None] = [None] * k
+        self.takes: list[list[tuple[tuple[int, int], ...]]] = []
+        if capacity is not None:
+            device_of = [j for j in range(k) for _ in plan.devices[j]]
+            self.takes = [[tuple((device_of[m // 2], link_id[(device_of[m // 2], j)]) for m in waits if m % 2) for waits in self.needs[j]] for j in range(k)]
         self.start = [0.0] * plan.actions()
         self.finish = [0.0] * plan.actions()
         self.order: list[int] = []  # action numbers in start order
@@ -194,7 +209,7 @@ class _Executor:
 
     def _try_start(self, j: int) -> None:
         i = self.pc[j]
-        if self.busy[j] or i == len(self.seconds[j]):
+        if self.busy[j] or i == len(self.seconds[j]) or self.held[j] is not None:
             return
         arrived = self.arrived
         for need in self.needs[j][i]:
@@ -210,20 +225,38 @@ class _Executor:
         self.finish[n] = finish
         self.order.append(n)
         self.env.schedule_at(finish, self._finish, j)
+        if self.capacity is not None:
+            # taking an activation frees its slot: a producer that held its output sends it now
+            for producer, link in self.takes[j][i]:
+                self.occupied[link] -= 1
+                sends = self.held[producer]
+                if sends is not None:
+                    self.held[producer] = None
+                    self._send(producer, sends)
+                    self._try_start(producer)
 
     def _finish(self, j: int) -> None:
         self.busy[j] = False
         i = self.pc[j]
         self.pc[j] = i + 1
+        sends = self.sends[j][i]
+        if self.capacity is not None and any(to > j and self.occupied[link] >= self.capacity for to, _, link, _ in sends):
+            self.held[j] = sends  # blocked until the receiver takes an activation
+            return
+        self._send(j, sends)
+        self._try_start(j)
+
+    def _send(self, j: int, sends: tuple) -> None:
         env, bandwidth, latency = self.env, self.costs.bandwidth, self.costs.latency
-        for to, size, link, message in self.sends[j][i]:
+        for to, size, link, message in sends:
+            if to > j and self.capacity is not None:
+                self.occupied[link] += 1
             # one message at a time at the link's bandwidth (FIFO), then its latency; in order
             sent = max(env.now, self.link_busy[link]) + size / bandwidth
             self.link_busy[link] = sent
             arrival = max(self.last_arrival[link], sent + latency)
             self.last_arrival[link] = arrival
             env.schedule_at(arrival, self._arrive, to, message)
-        self._try_start(j)
 
     def _arrive(self, j: int, message: int) -> None:
         self.arrived[message] = 1
@@ -254,6 +287,10 @@ class _Executor:
             self.env.schedule(0.0, self._try_start, j)
         self.env.run()
         stuck = [j for j in range(self.plan.k) if self.pc[j] < len(self.plan.devices[j])]
+        held = [j for j in range(self.plan.k) if self.held[j] is not None]
+        if held:  # the dry run has no capacity: back-pressure can stall a plan it passes
+            raise InvalidArgument(f"plan {self.plan.method!r} deadlocks under capacity {self.capacity}: devices {held} hold outputs their receivers never take, "
+                                  f"and devices {stuck} wait; raise the capacity")
         if stuck:  # check_plan rules this out; a plan built by hand may still get here
             raise InvalidArgument(f"plan {self.plan.method!r} stopped with devices {stuck} waiting: run check_plan on it for the reason")
         flat = [a for device in self.plan.devices for a in device]
@@ -271,8 +308,10 @@ class _Executor:
 
 
 def run_plan(plan: Plan, costs: ActionCosts, *, seed: int = 0, work: Callable[[Action], None] | None = None,
-             every: tuple[float, Callable[[float], None]] | None = None) -> PlanResult:
+             every: tuple[float, Callable[[float], None]] | None = None, capacity: int | None = None) -> PlanResult:
     """Execute `plan` in simulated time under `costs`; see the module docstring."""
     if every is not None and not every[0] > 0:
         raise InvalidArgument(f"'every' period of run_plan must be > 0, got {every[0]!r}")
-    return _Executor(plan, costs, seed, work, every).run()
+    if capacity is not None and (not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1):
+        raise InvalidArgument(f"'capacity' of run_plan must be None (unbounded) or an int >= 1 (activations a link holds), got {capacity!r}")
+    return _Executor(plan, costs, seed, work, every, capacity).run()
