@@ -26,6 +26,13 @@ taken by a started action, counting those in transit; a device whose output woul
 holds the output and starts nothing until its receiver takes one (back-pressure). Gradients
 are not bounded. The DGL plan with capacity M is sync DGL with queues of M.
 
+`durations`, when given, is one stream per device (each call, the seconds of that device's next
+action), in place of the cost model: how a pipeline spec's own compute models drive a plan.
+`trace=True` (the DGL plan only) also writes the pipeline simulator's trace rows (start,
+finish, block, unblock, send, arrive with items, versions, staleness, ages and queue lengths,
+`dglsim.sim.rows`) in event order: sync DGL run as a plan gives the same trace, byte for byte
+(`dglsim.sim.as_plan`).
+
 `work(action)`, when given, runs at the start of each action: training does the action's real
 computation there (dglsim.train.scheduled), in an order the plan's dependencies make valid
 (every action an action needs has finished, hence started, before it). `every = (seconds,
@@ -35,8 +42,9 @@ callback)` calls callback(now) at each multiple of `seconds` while the run goes 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -117,6 +125,7 @@ class PlanResult:
     makespan: float
     messages: dict[tuple[int, int], tuple[int, int]]  # (from, to) -> (messages, bytes)
     events: int
+    trace_rows: list[tuple] = field(default_factory=list)  # trace=True: the pipeline's rows (dglsim.sim.rows), in event order
 
     def busy(self) -> np.ndarray:
         """Seconds each device spent running actions."""
@@ -136,9 +145,14 @@ ACTION_DTYPE = np.dtype([("device", "i4"), ("kind", "U12"), ("step", "i8"), ("mi
 
 
 class _Executor:
-    def __init__(self, plan: Plan, costs: ActionCosts, seed: int, work, every, capacity: int | None) -> None:
+    def __init__(self, plan: Plan, costs: ActionCosts, seed: int, work, every, capacity: int | None, durations, trace: bool) -> None:
         if costs.k != plan.k:
             raise InvalidArgument(f"'costs' of run_plan must describe the plan's {plan.k} devices, got {costs.k}")
+        if durations is not None and len(durations) != plan.k:
+            raise InvalidArgument(f"'durations' of run_plan must hold one stream per device ({plan.k}), got {len(durations)}")
+        if trace and not _is_dgl_plan(plan):
+            raise InvalidArgument(f"'trace' of run_plan needs a plan of local steps, each taking its predecessor's output of the same step "
+                                  f"(the DGL plan: the pipeline's rows speak of items), got plan {plan.method!r}")
         self.plan, self.costs, self.work, self.every, self.capacity = plan, costs, work, every, capacity
         self.env = Environment()
         k = plan.k
@@ -146,6 +160,7 @@ class _Executor:
         # are (dglsim.sim.streams), so device j's draws are common to every method of a seed
         seeds = np.random.SeedSequence(seed).spawn(k)
         self.factor = [costs.jitter.stream(np.random.default_rng(s)) for s in seeds]
+        self.durations = durations
         slow = costs.slowdown or (1.0,) * k
         self.pc = [0] * k
         self.busy = [False] * k
@@ -195,6 +210,16 @@ class _Executor:
         if capacity is not None:
             device_of = [j for j in range(k) for _ in plan.devices[j]]
             self.takes = [[tuple((device_of[m // 2], link_id[(device_of[m // 2], j)]) for m in waits if m % 2) for waits in self.needs[j]] for j in range(k)]
+        # the pipeline's trace rows (dglsim.sim.rows), for the DGL plan: the items each device
+        # holds (id, version, birth), in arrival order, the item each device works on, each
+        # message's item, and the items made so far
+        self.trace = trace
+        self.rows: list[tuple] = []
+        self.queues: list[deque] = [deque() for _ in range(k)]
+        self.working: list[int] = [0] * k
+        self.carried: dict[int, tuple[int, int, float]] = {}
+        self.version = [0] * k
+        self.next_item = 0
         self.start = [0.0] * plan.actions()
         self.finish = [0.0] * plan.actions()
         self.order: list[int] = []  # action numbers in start order
@@ -217,10 +242,12 @@ class _Executor:
                 return
         now = self.env.now
         self.busy[j] = True
+        if self.trace:
+            self._record_start(j, now)
         if self.work is not None:
             self.work(self.plan.devices[j][i])
         n = self.offset[j] + i
-        finish = now + self.seconds[j][i] * self.factor[j]()
+        finish = now + (self.durations[j]() if self.durations is not None else self.seconds[j][i] * self.factor[j]())
         self.start[n] = now
         self.finish[n] = finish
         self.order.append(n)
@@ -232,6 +259,9 @@ class _Executor:
                 sends = self.held[producer]
                 if sends is not None:
                     self.held[producer] = None
+                    if self.trace:
+                        item = self.carried[sends[0][3]]
+                        self.rows.append((self.env.now, producer, "unblock", item[0], item[1], 0, 0.0, 0, len(self.queues[producer + 1]), 0))
                     self._send(producer, sends)
                     self._try_start(producer)
 
@@ -240,8 +270,13 @@ class _Executor:
         i = self.pc[j]
         self.pc[j] = i + 1
         sends = self.sends[j][i]
+        if self.trace:
+            self._record_finish(j, sends)
         if self.capacity is not None and any(to > j and self.occupied[link] >= self.capacity for to, _, link, _ in sends):
             self.held[j] = sends  # blocked until the receiver takes an activation
+            if self.trace:
+                item = self.carried[sends[0][3]]
+                self.rows.append((self.env.now, j, "block", item[0], item[1], 0, 0.0, 0, len(self.queues[j + 1]), 0))
             return
         self._send(j, sends)
         self._try_start(j)
@@ -251,6 +286,9 @@ class _Executor:
         for to, size, link, message in sends:
             if to > j and self.capacity is not None:
                 self.occupied[link] += 1
+            if self.trace:
+                item = self.carried[message]
+                self.rows.append((env.now, j, "send", item[0], item[1], 0, 0.0, 0, 0, size))
             # one message at a time at the link's bandwidth (FIFO), then its latency; in order
             sent = max(env.now, self.link_busy[link]) + size / bandwidth
             self.link_busy[link] = sent
@@ -260,7 +298,30 @@ class _Executor:
 
     def _arrive(self, j: int, message: int) -> None:
         self.arrived[message] = 1
+        if self.trace:
+            item = self.carried.pop(message)
+            self.queues[j].append(item)
+            self.rows.append((self.env.now, j, "arrive", item[0], item[1], 0, 0.0, 0, len(self.queues[j]), 0))
         self._try_start(j)
+
+    # --- the pipeline's trace rows (trace=True, the DGL plan) ------------------------------
+    def _new_item(self, version: int) -> tuple[int, int, float]:
+        item = (self.next_item, version, self.env.now)
+        self.next_item += 1
+        return item
+
+    def _record_start(self, j: int, now: float) -> None:
+        """Device 0 takes fresh data; device j > 0 its oldest arrived item, as sync DGL does."""
+        item = self._new_item(0) if j == 0 else self.queues[j].popleft()
+        self.working[j] = item[0]
+        staleness = (self.version[j - 1] if j > 0 else 0) - item[1]
+        self.rows.append((now, j, "start", item[0], item[1], staleness, now - item[2], 1, len(self.queues[j]), 0))
+
+    def _record_finish(self, j: int, sends: tuple) -> None:
+        self.version[j] += 1
+        self.rows.append((self.env.now, j, "finish", self.working[j], self.version[j], 0, 0.0, 0, len(self.queues[j]), 0))
+        for _, _, _, message in sends:
+            self.carried[message] = self._new_item(self.version[j])
 
     def _tick(self, n: int) -> None:
         if self.env.peek() == math.inf:
@@ -304,14 +365,20 @@ class _Executor:
             actions["start"] = np.array(self.start)[order]
             actions["finish"] = np.array(self.finish)[order]
         makespan = float(actions["finish"].max()) if len(actions) else 0.0
-        return PlanResult(self.plan, actions, makespan, self._messages(), self.env.processed)
+        return PlanResult(self.plan, actions, makespan, self._messages(), self.env.processed, self.rows)
+
+
+def _is_dgl_plan(plan: Plan) -> bool:
+    """Every action a local step; device j > 0's step t takes device j-1's step t."""
+    return all(a.kind == "local" and a.needs == (((j - 1, "local", a.step, 0),) if j > 0 else ()) for j, d in enumerate(plan.devices) for a in d)
 
 
 def run_plan(plan: Plan, costs: ActionCosts, *, seed: int = 0, work: Callable[[Action], None] | None = None,
-             every: tuple[float, Callable[[float], None]] | None = None, capacity: int | None = None) -> PlanResult:
+             every: tuple[float, Callable[[float], None]] | None = None, capacity: int | None = None,
+             durations: Sequence[Callable[[], float]] | None = None, trace: bool = False) -> PlanResult:
     """Execute `plan` in simulated time under `costs`; see the module docstring."""
     if every is not None and not every[0] > 0:
         raise InvalidArgument(f"'every' period of run_plan must be > 0, got {every[0]!r}")
     if capacity is not None and (not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1):
         raise InvalidArgument(f"'capacity' of run_plan must be None (unbounded) or an int >= 1 (activations a link holds), got {capacity!r}")
-    return _Executor(plan, costs, seed, work, every, capacity).run()
+    return _Executor(plan, costs, seed, work, every, capacity, durations, trace).run()
