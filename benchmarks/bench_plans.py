@@ -8,7 +8,10 @@ method's simulated makespan per mini-batch against its closed form on constant d
    / pipeline time (goal <= 1.2) for runs of a wired plan (its dependencies as numbers, worked
    out once per plan and shared by every run of it: a sweep over seeds or clusters), the same
    ratio for a plan's first run (its wiring included), and the plan's time to build and check.
-2. Makespans on K equal devices, T seconds per DGL update (forward f = T/3, backward 2f), no
+2. Traces: sync DGL with queues of 5 on the same cluster, run as the DGL plan with back-pressure,
+   the spec's own compute streams and the executor's trace rows (dglsim.sim.as_plan), against the
+   pipeline simulator: byte-identical traces (checked), and the time ratio.
+3. Makespans on K equal devices, T seconds per DGL update (forward f = T/3, backward 2f), no
    link cost: simulated seconds per mini-batch over S mini-batches against the closed form:
    GPipe and 1F1B (m + K - 1) 3f / m per mini-batch, bubble (K - 1) / (m + K - 1); DGL, DDG and
    DNI (S + K - 1) T in all; features replay 4f per extra step; greedy K S T + (K - 1) f.
@@ -31,6 +34,9 @@ from timing import finish_report, paired_ratio  # noqa: E402
 
 from dglsim.schedule import ActionCosts, build_plan, run_plan  # noqa: E402
 from dglsim.sim import simulate, spec_from_dict  # noqa: E402
+from dglsim.sim.as_plan import sync_plan  # noqa: E402
+from dglsim.sim.streams import worker_streams  # noqa: E402
+from dglsim.sim.trace import Trace  # noqa: E402
 
 K, T, NBYTES = 4, 0.01, 1 << 20
 SECONDS = (0.010, 0.012, 0.009, 0.011)
@@ -56,6 +62,23 @@ def engine_comparison(steps: int, rounds: int) -> dict:
     first_run = (timing["numerator_s_median"] + wiring_s) / timing["denominator_s_median"]
     return {"updates": K * steps, "same_start_times": bool(same), "plan_build_and_check_s": build_s, "plan_wiring_s": wiring_s,
             "first_run_ratio": first_run, **timing}
+
+
+def trace_comparison(steps: int, rounds: int) -> dict:
+    """Sync DGL with queues of 5 as the DGL plan (back-pressure, the spec's compute streams, the
+    pipeline's trace rows; dglsim.sim.as_plan) against the pipeline simulator: the same trace,
+    byte for byte (checked), and the time ratio of a wired plan's run."""
+    spec = spec_from_dict({"mode": "sync", "workers": K, "steps": steps, "compute": list(SECONDS), "slowdown": list(SLOWDOWN), "buffer": 5,
+                           "latency": 1e-4, "bandwidth": 1e9, "payload_bytes": NBYTES})
+    plan, costs = sync_plan(spec)
+    _ = plan.wiring
+
+    def as_plan():
+        return run_plan(plan, costs, capacity=spec.buffer, durations=worker_streams(spec).compute, trace=True)
+
+    same = Trace(as_plan().trace_rows).text() == simulate(spec, engine="python").trace.text()
+    timing = paired_ratio(as_plan, lambda: simulate(spec, engine="python"), rounds=rounds)
+    return {"updates": K * steps, "byte_identical_trace": bool(same), **timing}
 
 
 def makespans(steps: int) -> list[dict]:
@@ -92,12 +115,16 @@ def main() -> None:
           f"same start times {engine['same_start_times']}; time ratio {engine['ratio_median']:.2f} (quartiles {engine['ratio_q1']:.2f}-{engine['ratio_q3']:.2f}; "
           f"goal <= 1.2), {engine['first_run_ratio']:.2f} for a plan's first run (its wiring, {engine['plan_wiring_s']:.2f} s, included); "
           f"plan built and checked in {engine['plan_build_and_check_s']:.2f} s")
+    traced = trace_comparison(args.steps, args.rounds)
+    print(f"sync DGL with queues of 5 as the DGL plan with the pipeline's trace rows vs the pipeline simulator, {traced['updates']:,} updates: "
+          f"byte-identical trace {traced['byte_identical_trace']}; time ratio {traced['ratio_median']:.2f} "
+          f"(quartiles {traced['ratio_q1']:.2f}-{traced['ratio_q3']:.2f}; goal <= 1.2)")
     rows = makespans(40)
     print(f"{'method':>16} {'K':>3} {'m':>3} {'s per mini-batch':>17} {'closed form':>12} {'rel. error':>10} {'bubble':>7} {'closed':>7}")
     for r in rows:
         error = abs(r["per_minibatch_s"] - r["closed_form_s"]) / r["closed_form_s"]
         print(f"{r['method']:>16} {r['K']:>3} {r['m']:>3} {r['per_minibatch_s']:>17.6f} {r['closed_form_s']:>12.6f} {error:>10.1e} {r['bubble']:>7.3f} {r['bubble_closed_form']:>7.3f}")
-    finish_report({"engine": engine, "makespans": rows}, args.json)
+    finish_report({"engine": engine, "trace": traced, "makespans": rows}, args.json)
 
 
 if __name__ == "__main__":

@@ -272,12 +272,15 @@ class _Executor:
         sends = self.sends[j][i]
         if self.trace:
             self._record_finish(j, sends)
-        if self.capacity is not None and any(to > j and self.occupied[link] >= self.capacity for to, _, link, _ in sends):
-            self.held[j] = sends  # blocked until the receiver takes an activation
-            if self.trace:
-                item = self.carried[sends[0][3]]
-                self.rows.append((self.env.now, j, "block", item[0], item[1], 0, 0.0, 0, len(self.queues[j + 1]), 0))
-            return
+        capacity = self.capacity
+        if capacity is not None:
+            for to, _, link, message in sends:
+                if to > j and self.occupied[link] >= capacity:
+                    self.held[j] = sends  # blocked until the receiver takes an activation
+                    if self.trace:
+                        item = self.carried[message]
+                        self.rows.append((self.env.now, j, "block", item[0], item[1], 0, 0.0, 0, len(self.queues[j + 1]), 0))
+                    return
         self._send(j, sends)
         self._try_start(j)
 
@@ -305,23 +308,25 @@ class _Executor:
         self._try_start(j)
 
     # --- the pipeline's trace rows (trace=True, the DGL plan) ------------------------------
-    def _new_item(self, version: int) -> tuple[int, int, float]:
-        item = (self.next_item, version, self.env.now)
-        self.next_item += 1
-        return item
-
     def _record_start(self, j: int, now: float) -> None:
-        """Device 0 takes fresh data; device j > 0 its oldest arrived item, as sync DGL does."""
-        item = self._new_item(0) if j == 0 else self.queues[j].popleft()
+        """Device 0 takes fresh data (a new item); device j > 0 its oldest arrived item, as sync DGL does."""
+        if j == 0:
+            self.working[0] = self.next_item
+            self.rows.append((now, 0, "start", self.next_item, 0, 0, 0.0, 1, 0, 0))
+            self.next_item += 1
+            return
+        queue = self.queues[j]
+        item = queue.popleft()
         self.working[j] = item[0]
-        staleness = (self.version[j - 1] if j > 0 else 0) - item[1]
-        self.rows.append((now, j, "start", item[0], item[1], staleness, now - item[2], 1, len(self.queues[j]), 0))
+        self.rows.append((now, j, "start", item[0], item[1], self.version[j - 1] - item[1], now - item[2], 1, len(queue), 0))
 
     def _record_finish(self, j: int, sends: tuple) -> None:
-        self.version[j] += 1
-        self.rows.append((self.env.now, j, "finish", self.working[j], self.version[j], 0, 0.0, 0, len(self.queues[j]), 0))
+        now, version = self.env.now, self.version[j] + 1
+        self.version[j] = version
+        self.rows.append((now, j, "finish", self.working[j], version, 0, 0.0, 0, len(self.queues[j]), 0))
         for _, _, _, message in sends:
-            self.carried[message] = self._new_item(self.version[j])
+            self.carried[message] = (self.next_item, version, now)
+            self.next_item += 1
 
     def _tick(self, n: int) -> None:
         if self.env.peek() == math.inf:
