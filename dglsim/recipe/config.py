@@ -43,7 +43,7 @@ ALLREDUCE_ALGORITHMS = ("ring", "tree")  # dglsim.sim.collectives
 RENAMED = {"delay": "compute_jitter"}
 # keys added after stores were written: at their default they are left out of the key's digest,
 # so a config that does not use them keeps the key it had (and its stored results)
-ADDED_KEYS = {"schedule": None, "micro_batches": 1, "optimizer": "sgd", "lr_milestones": None}
+ADDED_KEYS = {"schedule": None, "micro_batches": 1, "optimizer": OptimConfig.optimizer, "lr_milestones": OptimConfig.lr_milestones}
 _NETWORK_KEYS = tuple(f.name for f in dataclasses.fields(NetworkSpec))
 _OPTIM_KEYS = tuple(f.name for f in dataclasses.fields(OptimConfig))
 _TRAIN_KEYS = ("epochs", "batch_size", "eval_every", "ensemble")
